@@ -1,0 +1,161 @@
+"""Costing: access counts x energy per access, with bit-width and sparsity applied here only.
+
+The rules (Yang, Chen & Sze; see reference/energy-model.md §1.3-1.4 and §6):
+
+* **Bits.** An access moves one value of its operand; its energy is the level's
+  per-bit energy times the bits moved. MAC energy scales with ``weight_bits *
+  ifmap_bits`` (normalised to a ``word_bits`` x ``word_bits`` MAC).
+* **Skipped MACs.** A MAC is skipped when either operand is zero, counted as
+  ``MACs x weight density x ifmap density``. The RF accesses that serve one MAC
+  (ifmap and weight reads, psum read and write) are skipped with it, as Eyeriss
+  does when its zero buffer gates a PE; data still moves through the GLB and array
+  uncompressed (Eyeriss v1 keeps on-chip data raw).
+* **DRAM compression** (`Compression`), applied to every DRAM access:
+  ``none``: ``bits`` per value; ``significance-map`` (the analytical tool of
+  energyestimation.mit.edu): 1 bit per value plus ``bits`` per non-zero;
+  ``rlc`` (the Eyeriss chip): (5-bit run, level) pairs, three pairs and one
+  termination bit to a 64-bit word at 16 bits, i.e. ``pairs * (5 + bits + 1/3)`` bits,
+  with pairs per value measured from the real tensor (zero positions matter) or,
+  when not measured, the expectation for independently placed zeros.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
+
+from nnjoules.energy.access import AccessCounts
+from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware, Level
+from nnjoules.energy.workload import Layer, Operand
+
+RLC_RUN_BITS = 5
+RLC_PAIRS_PER_TERMINATION_BIT = 3
+
+
+class Compression(enum.StrEnum):
+    """How zeros are compressed on their way to and from DRAM."""
+
+    NONE = "none"
+    SIGNIFICANCE_MAP = "significance-map"
+    RLC = "rlc"
+
+
+def expected_rlc_pairs(density: float, run_bits: int = RLC_RUN_BITS) -> float:
+    """Expected (run, level) pairs per value for independently placed zeros.
+
+    Every non-zero ends a pair; a run of zeros longer than ``2**run_bits - 1`` also
+    needs a pair (with a literal zero level) for every ``2**run_bits`` zeros. For a
+    long stream with zero probability z = 1 - density the second term is
+    ``z**L * density / (1 - z**L)`` pairs per value, L = 2**run_bits.
+
+    >>> expected_rlc_pairs(1.0), round(expected_rlc_pairs(0.5), 6)
+    (1.0, 0.5)
+    """
+    zero = 1.0 - density
+    limit = 2 ** run_bits
+    if zero >= 1.0:
+        return 1.0 / limit
+    overflow = zero ** limit
+    return density + overflow * density / (1.0 - overflow)
+
+
+def dram_bits_per_value(layer: Layer, operand: Operand, compression: Compression) -> float:
+    """Average bits one value of ``operand`` occupies in DRAM traffic."""
+    bits = layer.precision.bits_of(operand)
+    density = layer.density.of(operand)
+    if compression is Compression.NONE:
+        return float(bits)
+    if compression is Compression.SIGNIFICANCE_MAP:
+        return 1.0 + density * bits
+    pairs = layer.density.rlc_pairs_of(operand)
+    if pairs is None:
+        pairs = expected_rlc_pairs(density)
+    return pairs * (RLC_RUN_BITS + bits + 1.0 / RLC_PAIRS_PER_TERMINATION_BIT)
+
+
+UnitKey = tuple[Level, Operand]
+
+
+@dataclass(frozen=True)
+class UnitEnergies:
+    """Energy of one counted read and one counted write, per (level, operand)."""
+
+    read: MappingABC[UnitKey, float]
+    write: MappingABC[UnitKey, float]
+    mac: float  # one non-skipped MAC
+
+
+def unit_energies(layer: Layer, hw: Hardware, compression: Compression) -> UnitEnergies:
+    """Per-access energies for ``layer`` on ``hw``: bits, gating and compression applied."""
+    nonskipped = layer.density.weights * layer.density.ifmaps
+    read: dict[UnitKey, float] = {}
+    write: dict[UnitKey, float] = {}
+    for level in LEVELS:
+        for operand in OPERANDS:
+            cost = hw.cost_of(level, operand)
+            if level is Level.DRAM:
+                bits = dram_bits_per_value(layer, operand, compression)
+            else:
+                bits = float(layer.precision.bits_of(operand))
+            gate = nonskipped if level is Level.RF else 1.0
+            read[level, operand] = bits * cost.read_per_bit() * gate
+            write[level, operand] = bits * cost.write_per_bit() * gate
+    prec = layer.precision
+    return UnitEnergies(read=read, write=write,
+                        mac=hw.mac_energy(prec.weight_bits, prec.ifmap_bits))
+
+
+@dataclass(frozen=True)
+class EnergyBreakdown:
+    """Energy of one layer: data movement per (level, operand) plus computation.
+
+    Psum energy is reported under ``Operand.PSUMS`` (the papers' "ofmaps").
+    """
+
+    unit: EnergyUnit
+    data: MappingABC[UnitKey, float]
+    computation: float
+    nonskipped_macs: float
+
+    @property
+    def data_movement(self) -> float:
+        """Energy of all memory accesses."""
+        return sum(self.data.values())
+
+    @property
+    def total(self) -> float:
+        """Computation plus data movement."""
+        return self.computation + self.data_movement
+
+    def by_level(self) -> dict[str, float]:
+        """Energy per level, plus ``"mac"`` for computation."""
+        out = {level.value: sum(self.data.get((level, op), 0.0) for op in OPERANDS)
+               for level in LEVELS}
+        out["mac"] = self.computation
+        return out
+
+    def by_operand(self) -> dict[str, float]:
+        """Energy per operand, plus ``"computation"``."""
+        out = {op.value: sum(self.data.get((lv, op), 0.0) for lv in LEVELS) for op in OPERANDS}
+        out["computation"] = self.computation
+        return out
+
+
+def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
+              compression: Compression = Compression.SIGNIFICANCE_MAP) -> EnergyBreakdown:
+    """Cost ``counts`` of ``layer`` on ``hw``.
+
+    Example: one dense 16-bit MAC that reads a weight and an ifmap from DRAM and
+    writes its ofmap back costs 1 (MAC) + 3 x 200 (DRAM) + 2 (RF reads), normalised.
+    """
+    units = unit_energies(layer, hw, compression)
+    data: dict[UnitKey, float] = {}
+    for level in LEVELS:
+        for operand in OPERANDS:
+            key = (level, operand)
+            data[key] = (counts.read(level, operand) * units.read[key]
+                         + counts.write(level, operand) * units.write[key])
+    nonskipped = counts.macs * layer.density.weights * layer.density.ifmaps
+    return EnergyBreakdown(unit=hw.unit, data=data, computation=nonskipped * units.mac,
+                           nonskipped_macs=nonskipped)

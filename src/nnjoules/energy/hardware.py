@@ -1,0 +1,224 @@
+"""Hardware description: an Eyeriss-like spatial accelerator, as frozen values.
+
+Four storage levels, outermost first: DRAM, the global buffer (GLB), the array
+(inter-PE network) and the register file (RF, per-PE scratch pads), plus the MAC.
+Every energy is *per access of* ``access_bits`` bits; moving b bits costs
+``b / access_bits`` accesses' worth (the per-bit accounting of Yang et al.). The
+MAC energy is for a ``word_bits`` x ``word_bits`` multiply and scales with the
+product of the operand widths.
+
+Costs are either normalised (1 = one 16-bit MAC, the Eyeriss convention) or in
+picojoules; ``Hardware.unit`` says which, and every report states it.
+YAML files are read only by :mod:`nnjoules.energy.hardware_io`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from nnjoules.energy.workload import Operand
+
+
+class Level(enum.StrEnum):
+    """Storage levels, outermost first."""
+
+    DRAM = "dram"
+    GLB = "glb"
+    ARRAY = "array"
+    RF = "rf"
+
+
+LEVELS: tuple[Level, ...] = (Level.DRAM, Level.GLB, Level.ARRAY, Level.RF)
+OPERANDS: tuple[Operand, ...] = (Operand.WEIGHTS, Operand.IFMAPS, Operand.PSUMS)
+
+
+class EnergyUnit(enum.StrEnum):
+    """Unit of every energy in a `Hardware` and in the reports made with it."""
+
+    NORMALIZED = "normalized"  # 1 = one word_bits x word_bits MAC
+    PJ = "pJ"
+
+
+@dataclass(frozen=True)
+class AccessCost:
+    """Energy of one read and one write of ``access_bits`` bits, in the hardware's unit."""
+
+    read: float
+    write: float
+    access_bits: int = 16
+
+    def __post_init__(self) -> None:
+        if self.read < 0 or self.write < 0:
+            raise ValueError(f"access energies must not be negative, got read={self.read}, "
+                             f"write={self.write}")
+        if self.access_bits < 1:
+            raise ValueError(f"access_bits must be positive, got {self.access_bits}")
+
+    def read_per_bit(self) -> float:
+        """Energy of reading one bit."""
+        return self.read / self.access_bits
+
+    def write_per_bit(self) -> float:
+        """Energy of writing one bit."""
+        return self.write / self.access_bits
+
+
+@dataclass(frozen=True)
+class PEArray:
+    """The processing-element array: ``rows`` x ``cols`` PEs."""
+
+    rows: int
+    cols: int
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.cols < 1:
+            raise ValueError(f"PE array must have positive rows and cols, got "
+                             f"{self.rows}x{self.cols}")
+
+    @property
+    def num_pes(self) -> int:
+        """Number of PEs (J in the author's code)."""
+        return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class GlobalBuffer:
+    """The on-chip SRAM shared by the array; holds ifmaps and psums (weights bypass it)."""
+
+    size_bytes: int
+    cost: AccessCost
+
+    def __post_init__(self) -> None:
+        if self.size_bytes < 1:
+            raise ValueError(f"global buffer size_bytes must be positive, got {self.size_bytes}")
+
+    @property
+    def size_bits(self) -> int:
+        """Capacity in bits."""
+        return 8 * self.size_bytes
+
+
+@dataclass(frozen=True)
+class RegisterFile:
+    """Per-PE storage: one unified RF, or one scratch pad per operand.
+
+    Exactly one of ``size_bytes`` (unified, as in the ISCA 2016 analysis) or the
+    three ``*_bytes`` scratch pads (as on the Eyeriss chip) is given. Costs may
+    differ per operand (e.g. a large weight scratch pad costs more per access).
+    """
+
+    weights: AccessCost
+    ifmaps: AccessCost
+    psums: AccessCost
+    size_bytes: int | None = None
+    weights_bytes: int | None = None
+    ifmaps_bytes: int | None = None
+    psums_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        pads = (self.weights_bytes, self.ifmaps_bytes, self.psums_bytes)
+        if self.size_bytes is not None:
+            if any(p is not None for p in pads):
+                raise ValueError("register file: give either size_bytes (unified) or "
+                                 "weights_bytes/ifmaps_bytes/psums_bytes, not both")
+            if self.size_bytes < 1:
+                raise ValueError(f"register file size_bytes must be positive, "
+                                 f"got {self.size_bytes}")
+        else:
+            if any(p is None for p in pads):
+                raise ValueError("register file: give size_bytes (unified) or all three of "
+                                 "weights_bytes, ifmaps_bytes, psums_bytes")
+            if any(p is not None and p < 1 for p in pads):
+                raise ValueError(f"register file scratch pad sizes must be positive, got {pads}")
+
+    @property
+    def unified(self) -> bool:
+        """Whether the three operands share one RF."""
+        return self.size_bytes is not None
+
+    def cost_of(self, operand: Operand) -> AccessCost:
+        """Access cost of ``operand``'s scratch pad."""
+        return {Operand.WEIGHTS: self.weights, Operand.IFMAPS: self.ifmaps,
+                Operand.PSUMS: self.psums}[operand]
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """An Eyeriss-like accelerator: PE array, storage levels and per-access energies."""
+
+    name: str
+    unit: EnergyUnit
+    word_bits: int
+    pe_array: PEArray
+    dram: AccessCost
+    glb: GlobalBuffer
+    array: AccessCost  # one inter-PE transfer; read and write hold the same hop energy
+    rf: RegisterFile
+    mac: float  # one word_bits x word_bits MAC
+
+    def __post_init__(self) -> None:
+        if self.word_bits < 1:
+            raise ValueError(f"hardware {self.name!r}: word_bits must be positive")
+        if self.mac < 0:
+            raise ValueError(f"hardware {self.name!r}: mac energy must not be negative")
+
+    def cost_of(self, level: Level, operand: Operand) -> AccessCost:
+        """Access cost of ``operand`` at ``level``."""
+        if level is Level.DRAM:
+            return self.dram
+        if level is Level.GLB:
+            return self.glb.cost
+        if level is Level.ARRAY:
+            return self.array
+        return self.rf.cost_of(operand)
+
+    def mac_energy(self, weight_bits: int, ifmap_bits: int) -> float:
+        """Energy of one MAC at the given widths: scales with their product."""
+        return self.mac * (weight_bits * ifmap_bits) / (self.word_bits * self.word_bits)
+
+
+def _uniform(energy: float, bits: int = 16) -> AccessCost:
+    return AccessCost(read=energy, write=energy, access_bits=bits)
+
+
+def eyeriss() -> Hardware:
+    """The Eyeriss chip (ISSCC 2016 / JSSC 2017), normalised 65 nm costs.
+
+    12 x 14 PEs; per-PE scratch pads of 224 weight, 12 ifmap and 24 psum 16-bit words;
+    108 KB global buffer; costs DRAM 200, GLB 6, array 2, RF 1, MAC 1.
+    """
+    return Hardware(
+        name="eyeriss",
+        unit=EnergyUnit.NORMALIZED,
+        word_bits=16,
+        pe_array=PEArray(rows=12, cols=14),
+        dram=_uniform(200.0),
+        glb=GlobalBuffer(size_bytes=108 * 1024, cost=_uniform(6.0)),
+        array=_uniform(2.0),
+        rf=RegisterFile(weights=_uniform(1.0), ifmaps=_uniform(1.0), psums=_uniform(1.0),
+                        weights_bytes=224 * 2, ifmaps_bytes=12 * 2, psums_bytes=24 * 2),
+        mac=1.0,
+    )
+
+
+def eyeriss_isca2016() -> Hardware:
+    """The ISCA 2016 dataflow-analysis setup: 256 PEs, 512 B unified RF, 128 KB GLB.
+
+    The paper gives only the PE count; the array is taken as 16 x 16.
+    """
+    return Hardware(
+        name="eyeriss-isca2016",
+        unit=EnergyUnit.NORMALIZED,
+        word_bits=16,
+        pe_array=PEArray(rows=16, cols=16),
+        dram=_uniform(200.0),
+        glb=GlobalBuffer(size_bytes=128 * 1024, cost=_uniform(6.0)),
+        array=_uniform(2.0),
+        rf=RegisterFile(weights=_uniform(1.0), ifmaps=_uniform(1.0), psums=_uniform(1.0),
+                        size_bytes=512),
+        mac=1.0,
+    )
+
+
+PRESETS = {"eyeriss": eyeriss, "eyeriss-isca2016": eyeriss_isca2016}
