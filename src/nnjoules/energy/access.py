@@ -10,14 +10,13 @@ and the GLB while they accumulate, and to DRAM once, as ofmaps. Weights bypass t
 Per group, with ``s = ceil(E/e)`` strips, ``rows = U*(E - s) + s*R_eff`` ifmap rows read
 over all strips, ``O = N*M*E*F`` ofmap values and ``Wt = M*C*R*S`` weights:
 
-==========  ====================================  ===========================  ==========================
-level       ifmaps (reads)                        weights (reads)              psums (reads; writes)
-==========  ====================================  ===========================  ==========================
-DRAM        N*C*W*rows * ceil(M/m)                Wt * ceil(N/n) * s           0; O
-GLB         N*C*W*rows * ceil(ceil(M/p)/t)        0                            O*(ceil(C/(q r)) - 1) both
-array       N*C*W*E*R * ceil(M/p)                 Wt * ceil(N/n) * E           O*(R*ceil(C/q) - ceil(C/(q r)))
-RF          MACs                                  MACs                         O*(C*R*S - R*ceil(C/q)) both
-==========  ====================================  ===========================  ==========================
+* ifmaps (reads): DRAM ``N*C*W*rows * ceil(M/m)``; GLB ``N*C*W*rows * ceil(ceil(M/p)/t)``;
+  array ``N*C*W*E*R * ceil(M/p)``; RF ``MACs``.
+* weights (reads): DRAM ``Wt * ceil(N/n) * s``; GLB 0 (bypassed); array
+  ``Wt * ceil(N/n) * E``; RF ``MACs``.
+* psums: DRAM 0 reads, ``O`` writes; GLB ``O*(ceil(C/(q r)) - 1)`` reads and as many
+  writes; array ``O*(R*ceil(C/q) - ceil(C/(q r)))`` transfers; RF
+  ``O*(C*R*S - R*ceil(C/q))`` reads and as many writes.
 
 These are exact for every shape (final tiles may be partial) and reduce to the
 author's closed form (reference/energy-model.md §2.3, with its halo factor

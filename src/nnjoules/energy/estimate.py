@@ -1,0 +1,144 @@
+"""Orchestration only: workload -> mapping -> access counts -> energy -> report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping as MappingABC
+from pathlib import Path
+from typing import Any
+
+from nnjoules.energy.access import count_accesses
+from nnjoules.energy.cost import Compression, energy_of
+from nnjoules.energy.hardware import Hardware
+from nnjoules.energy.report import EnergyReport, LayerEstimate
+from nnjoules.energy.search import best_mapping
+from nnjoules.energy.workload import Density, Layer, Precision, Workload
+from nnjoules.errors import InputError
+
+ModelLike = Any  # nn.Module | str | Path | Workload (torch is imported only when needed)
+
+
+def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Path | Hardware
+             = "eyeriss", batch: int | None = None, bits: int | Precision | None = None,
+             input_shape: tuple[int, ...] | None = None,
+             compression: Compression | str = Compression.SIGNIFICANCE_MAP,
+             densities: MappingABC[str, Density | MappingABC[str, float]] | None = None,
+             measure_density: bool = True, name: str | None = None,
+             progress: Callable[[Layer], None] | None = None) -> EnergyReport:
+    """Estimate the energy of running ``model`` on ``hardware``.
+
+    Args:
+        model: a ``torch.nn.Module``, a path to an ``.onnx`` file, or a `Workload`.
+        example_inputs: inputs for a module (their batch is N); densities of the
+            ifmaps are measured from them.
+        hardware: a preset name (``"eyeriss"``, ``"eyeriss-isca2016"``), a YAML file
+            or a `Hardware`.
+        batch: N when inputs are generated from ``input_shape`` or for an ONNX file's
+            dynamic batch (default 1).
+        bits: one bit-width for weights, ifmaps and ofmaps, or a `Precision`.
+        input_shape: per-item input shape, e.g. ``(3, 224, 224)``, when no
+            ``example_inputs`` are given.
+        compression: DRAM compression of zeros: ``"none"``, ``"significance-map"``
+            (default, the analytical tool's rule) or ``"rlc"``.
+        densities: per-layer overrides, by layer name: a `Density` or a dict of
+            its fields (``{"weights": 0.3}``); unnamed fields keep measured values.
+        measure_density: measure weight and ifmap densities from the model.
+        name: the network's name in the report.
+        progress: called with each layer before it is mapped (for progress bars).
+
+    Returns:
+        The `EnergyReport`.
+
+    Raises:
+        InputError: bad options or a model that cannot be read.
+        MappingError: a layer fits no legal mapping on the hardware.
+    """
+    from nnjoules.energy.hardware_io import load_hardware
+
+    hw = load_hardware(hardware)
+    compression = _compression(compression)
+    workload = _workload(model, example_inputs, batch=batch, input_shape=input_shape,
+                         measure_density=measure_density, name=name)
+    if bits is not None:
+        workload = workload.with_precision(_precision(bits))
+    if densities:
+        workload = workload.with_densities(_densities(workload, densities))
+    return estimate_workload(workload, hw, compression=compression, progress=progress)
+
+
+def estimate_workload(workload: Workload, hw: Hardware, *,
+                      compression: Compression = Compression.SIGNIFICANCE_MAP,
+                      progress: Callable[[Layer], None] | None = None) -> EnergyReport:
+    """Map, count and cost every layer of ``workload`` on ``hw``."""
+    results = []
+    for layer in workload.layers:
+        if progress is not None:
+            progress(layer)
+        found = best_mapping(layer, hw, compression)
+        counts = count_accesses(layer, found.mapping)
+        results.append(LayerEstimate(layer=layer, mapping=found.mapping, counts=counts,
+                                     energy=energy_of(counts, layer, hw, compression)))
+    return EnergyReport(workload=workload, hardware=hw, compression=compression,
+                        layers=tuple(results))
+
+
+def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
+              input_shape: tuple[int, ...] | None, measure_density: bool,
+              name: str | None) -> Workload:
+    if batch is not None and (not isinstance(batch, int) or batch < 1):
+        raise InputError(f"batch must be a positive integer, got {batch!r}")
+    if isinstance(model, Workload):
+        if batch is not None or example_inputs is not None or input_shape is not None:
+            raise InputError("a Workload already fixes N and its shapes: batch, "
+                             "example_inputs and input_shape do not apply to it")
+        return model
+    from nnjoules.energy.extract import extract_workload
+
+    return extract_workload(model, example_inputs, name=name, batch=batch or 1,
+                            input_shape=input_shape, measure_density=measure_density)
+
+
+def _compression(value: Compression | str) -> Compression:
+    try:
+        return Compression(value)
+    except ValueError:
+        choices = ", ".join(c.value for c in Compression)
+        raise InputError(f"unknown compression {value!r}; choose one of {choices}") from None
+
+
+def _precision(bits: int | Precision) -> Precision:
+    if isinstance(bits, Precision):
+        return bits
+    try:
+        return Precision(weight_bits=bits, ifmap_bits=bits, ofmap_bits=bits)
+    except ValueError as err:
+        raise InputError(f"bits: {err}") from None
+
+
+def _densities(workload: Workload, given: MappingABC[str, Density | MappingABC[str, float]],
+               ) -> dict[str, Density]:
+    """Per-layer overrides merged over the measured densities."""
+    known = {layer.name: layer for layer in workload.layers}
+    out: dict[str, Density] = {}
+    for layer_name, value in given.items():
+        if layer_name not in known:
+            raise InputError(f"densities: no layer named {layer_name!r}; layers are "
+                             f"{', '.join(known)}")
+        if isinstance(value, Density):
+            out[layer_name] = value
+            continue
+        current = known[layer_name].density
+        fields = {"weights", "ifmaps", "ofmaps"}
+        unknown = set(value) - fields
+        if unknown:
+            raise InputError(f"densities.{layer_name}: unknown field(s) {sorted(unknown)}; "
+                             f"use {sorted(fields)}")
+        merged = {f: getattr(current, f) for f in fields} | dict(value)
+        try:
+            # Run-length statistics were measured for the old values; drop the changed ones.
+            out[layer_name] = Density(**merged, **{
+                f"{f}_rlc_pairs": getattr(current, f"{f}_rlc_pairs")
+                for f in fields if f not in value})
+        except (TypeError, ValueError) as err:
+            raise InputError(f"densities.{layer_name}: {err}") from None
+    return out

@@ -1,0 +1,434 @@
+"""Hardware YAML: the only place that reads it. Validate once, fill defaults, return `Hardware`.
+
+The schema is documented in ``docs/hardware.md``; the presets ship as commented YAML
+templates in ``nnjoules/energy/presets/``. Every error is a `HardwareFileError` whose
+message starts with the file and the dotted field path, e.g.
+``hw.yaml: global_buffer.size_bytes: must be a positive integer, got -5``.
+
+Example:
+    >>> hw = hardware_from_dict({
+    ...     "name": "toy", "unit": "pJ", "pe_array": "2x3", "mac_energy": 0.5,
+    ...     "dram": {"read_energy": 512, "access_bits": 64},
+    ...     "global_buffer": {"size_kb": 2, "read_energy": 6},
+    ...     "array": {"transfer_energy": 2},
+    ...     "register_file": {"size_bytes": 32, "read_energy": 1}}, source="toy.yaml")
+    >>> hw.glb.size_bytes, hw.pe_array.num_pes, hw.dram.read_per_bit(), hw.dram.write
+    (2048, 6, 8.0, 512.0)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Collection, Hashable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nnjoules.energy.hardware import (
+    PRESETS,
+    AccessCost,
+    EnergyUnit,
+    GlobalBuffer,
+    Hardware,
+    PEArray,
+    RegisterFile,
+)
+from nnjoules.errors import HardwareFileError
+
+__all__ = ["dump_hardware", "hardware_from_dict", "hardware_to_dict", "load_hardware"]
+
+BYTES_PER_KB = 1024  # "108 kB" in the Eyeriss papers is 108 x 1024 bytes
+
+_TOP_KEYS = ("name", "unit", "word_bits", "pe_array", "mac_energy", "dram", "global_buffer",
+             "array", "register_file")
+_COST_KEYS = ("read_energy", "write_energy", "access_bits")
+_SIZE_KEYS = ("size_bytes", "size_kb")
+_PADS = ("weights", "ifmaps", "psums")
+_UNITS = {"normalized": EnergyUnit.NORMALIZED, "normalised": EnergyUnit.NORMALIZED,
+          "pj": EnergyUnit.PJ}
+_PE_ARRAY_TEXT = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def load_hardware(source: str | Path | Hardware) -> Hardware:
+    """Return the hardware named by ``source``.
+
+    Args:
+        source: a `Hardware` (returned as is), a preset name (``eyeriss``,
+            ``eyeriss-isca2016``) or the path of a YAML file. A string that is a
+            preset name is the preset; write ``./eyeriss`` for a file of that name.
+
+    Returns:
+        The validated hardware description.
+
+    Raises:
+        HardwareFileError: unknown preset, missing or unreadable file, bad YAML, or a
+            field that does not validate; the message names the file and the field.
+    """
+    if isinstance(source, Hardware):
+        return source
+    if isinstance(source, str) and source in PRESETS:
+        return PRESETS[source]()
+    path = Path(source)
+    if isinstance(source, str) and not path.exists() and _looks_like_name(source):
+        raise HardwareFileError(
+            f"unknown hardware {source!r}: not a preset and not an existing file"
+            f"{_suggest(source, PRESETS)}; presets: {', '.join(PRESETS)}")
+    data = _read_yaml(path, label=str(source))
+    if data is None:
+        raise HardwareFileError(f"{source}: the file is empty; see docs/hardware.md")
+    return hardware_from_dict(data, source=str(source))
+
+
+def hardware_from_dict(data: Mapping[str, Any], *, source: str) -> Hardware:
+    """Validate a parsed hardware description and build the `Hardware`.
+
+    Args:
+        data: the top-level mapping, as parsed from YAML (schema: docs/hardware.md).
+        source: what to name in error messages, usually the file path.
+
+    Returns:
+        The hardware, with every default filled in.
+
+    Raises:
+        HardwareFileError: the first field that does not validate, with its dotted path.
+    """
+    ctx = _Ctx(source)
+    top = ctx.fields(data, "", _TOP_KEYS)
+    word_bits = ctx.positive_int(top, "", "word_bits", default=16)
+    name, unit = ctx.name(top), ctx.unit(top)
+    pe_array = ctx.pe_array(ctx.required(top, "", "pe_array"))
+    mac = ctx.energy(top, "", "mac_energy")
+    dram = ctx.cost(ctx.level(top, "dram", _COST_KEYS), "dram", word_bits)
+    glb = _global_buffer(ctx, top, word_bits)
+    array = _array(ctx, top, word_bits)
+    rf = _register_file(ctx, top, word_bits)
+    try:  # every field was checked above; this only guards rules added to Hardware later
+        return Hardware(name=name, unit=unit, word_bits=word_bits, pe_array=pe_array,
+                        mac=mac, dram=dram, glb=glb, array=array, rf=rf)
+    except ValueError as exc:
+        raise HardwareFileError(f"{source}: {exc}") from exc
+
+
+def hardware_to_dict(hw: Hardware) -> dict[str, Any]:
+    """The YAML-ready mapping of ``hw``, every field explicit (no defaults relied on).
+
+    ``hardware_from_dict(hardware_to_dict(hw), source=...) == hw`` for every `Hardware`
+    whose array read and write energies are equal (the schema has one transfer energy).
+
+    Raises:
+        ValueError: ``hw.array`` has different read and write energies.
+    """
+    if hw.array.read != hw.array.write:
+        raise ValueError(f"hardware {hw.name!r}: array read ({hw.array.read}) and write "
+                         f"({hw.array.write}) energies differ; the schema has one transfer_energy")
+    return {
+        "name": hw.name,
+        "unit": hw.unit.value,
+        "word_bits": hw.word_bits,
+        "pe_array": {"rows": hw.pe_array.rows, "cols": hw.pe_array.cols},
+        "mac_energy": hw.mac,
+        "dram": _cost_dict(hw.dram),
+        "global_buffer": {"size_bytes": hw.glb.size_bytes, **_cost_dict(hw.glb.cost)},
+        "array": {"transfer_energy": hw.array.read, "access_bits": hw.array.access_bits},
+        "register_file": _rf_dict(hw.rf),
+    }
+
+
+def dump_hardware(hw: Hardware, path: str | Path) -> None:
+    """Write ``hw`` as a YAML file that `load_hardware` reads back to an equal `Hardware`."""
+    text = yaml.safe_dump(hardware_to_dict(hw), sort_keys=False, default_flow_style=False)
+    Path(path).write_text(f"# nnjoules hardware description; schema: docs/hardware.md\n{text}",
+                          encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- reading files
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Hashable] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` may legitimately be overridden by explicit keys
+        key = loader.construct_object(key_node)
+        if isinstance(key, Hashable):
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path, *, label: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HardwareFileError(f"{label}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HardwareFileError(f"{label}: cannot read: {exc}") from exc
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise HardwareFileError(f"{label}: {where}invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise HardwareFileError(f"{label}: invalid YAML: {exc}") from None
+
+
+def _looks_like_name(source: str) -> bool:
+    """Whether ``source`` reads as a preset name rather than a file path."""
+    is_path = "/" in source or "\\" in source or source.endswith((".yaml", ".yml"))
+    return not is_path
+
+
+def _suggest(word: str, choices: Collection[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _show(value: object) -> str:
+    """A value as the YAML author wrote it, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return f"{value!r} (a string)"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """Checks fields of one source; every failure names the source and the field path."""
+
+    source: str
+
+    def error(self, path: str, message: str) -> HardwareFileError:
+        return HardwareFileError(f"{self.source}: {path}: {message}" if path
+                                 else f"{self.source}: {message}")
+
+    def fields(self, value: object, path: str, allowed: Collection[str]) -> Mapping[str, Any]:
+        """``value`` as a mapping whose keys are all in ``allowed``."""
+        if not isinstance(value, Mapping):
+            where = "must be a mapping" if path else "the top level must be a mapping"
+            raise self.error(path, f"{where}, got {_show(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.error(path, f"keys must be strings, got {_show(key)}")
+            if key not in allowed:
+                raise self.error(_join(path, key), f"unknown key{_suggest(key, allowed)}; "
+                                 f"expected one of: {', '.join(allowed)}")
+        return value
+
+    def required(self, m: Mapping[str, Any], path: str, key: str) -> Any:
+        """``m[key]``; absent and null are both an error."""
+        if m.get(key) is None:
+            raise self.error(_join(path, key), "required, got null" if key in m else "required")
+        return m[key]
+
+    def level(self, top: Mapping[str, Any], key: str, keys: Collection[str]) -> Mapping[str, Any]:
+        return self.fields(self.required(top, "", key), key, keys)
+
+    def name(self, top: Mapping[str, Any]) -> str:
+        value = self.required(top, "", "name")
+        if not isinstance(value, str) or not value.strip():
+            raise self.error("name", f"must be a non-empty string, got {_show(value)}")
+        return value
+
+    def unit(self, top: Mapping[str, Any]) -> EnergyUnit:
+        value = self.required(top, "", "unit")
+        if not isinstance(value, str) or value.lower() not in _UNITS:
+            raise self.error("unit", f"unknown unit {_show(value)}; expected one of: "
+                             f"{', '.join(u.value for u in EnergyUnit)}")
+        return _UNITS[value.lower()]
+
+    def positive_int(self, m: Mapping[str, Any], path: str, key: str, *,
+                     default: int | None = None) -> int:
+        """A positive integer (booleans and floats are not); ``default`` if absent."""
+        value = m.get(key)
+        if value is None and default is not None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.error(_join(path, key), f"must be a positive integer, got {_show(value)}")
+        return value
+
+    def energy(self, m: Mapping[str, Any], path: str, key: str) -> float:
+        """A required non-negative, finite energy in the file's unit."""
+        value = self.optional_energy(m, path, key)
+        if value is None:
+            raise self.error(_join(path, key), "required")
+        return value
+
+    def optional_energy(self, m: Mapping[str, Any], path: str, key: str) -> float | None:
+        value = m.get(key)
+        if value is None:
+            return None
+        if not _is_number(value) or not math.isfinite(value) or value < 0:
+            raise self.error(_join(path, key),
+                             f"must be a non-negative number, got {_show(value)}")
+        return float(value)
+
+    def size_bytes(self, m: Mapping[str, Any], path: str) -> int | None:
+        """``size_bytes``, or ``size_kb`` x 1024; None if neither is given."""
+        has_bytes, has_kb = m.get("size_bytes") is not None, m.get("size_kb") is not None
+        if has_bytes and has_kb:
+            raise self.error(path, "give size_bytes or size_kb, not both")
+        if has_bytes:
+            return self.positive_int(m, path, "size_bytes")
+        if not has_kb:
+            return None
+        kb = m["size_kb"]
+        if not _is_number(kb) or not math.isfinite(kb) or kb <= 0:
+            raise self.error(_join(path, "size_kb"), f"must be a positive number, got {_show(kb)}")
+        if (kb * BYTES_PER_KB) % 1:
+            raise self.error(_join(path, "size_kb"),
+                             f"{kb} kB is not a whole number of bytes (1 kB = 1024 bytes)")
+        return int(kb * BYTES_PER_KB)
+
+    def pe_array(self, value: object) -> PEArray:
+        if isinstance(value, str):
+            match = _PE_ARRAY_TEXT.fullmatch(value)
+            if match is None or 0 in (int(match[1]), int(match[2])):
+                raise self.error("pe_array", f"must be 'ROWSxCOLS' with positive numbers, "
+                                 f"e.g. '12x14', or {{rows: 12, cols: 14}}; got {_show(value)}")
+            return PEArray(rows=int(match[1]), cols=int(match[2]))
+        m = self.fields(value, "pe_array", ("rows", "cols"))
+        return PEArray(rows=self.positive_int(m, "pe_array", "rows"),
+                       cols=self.positive_int(m, "pe_array", "cols"))
+
+    def cost(self, m: Mapping[str, Any], path: str, word_bits: int) -> AccessCost:
+        """An access cost; ``write_energy`` defaults to ``read_energy``, bits to word_bits."""
+        read = self.energy(m, path, "read_energy")
+        write = self.optional_energy(m, path, "write_energy")
+        return AccessCost(read=read, write=read if write is None else write,
+                          access_bits=self.positive_int(m, path, "access_bits",
+                                                        default=word_bits))
+
+
+# ---------------------------------------------------------------------------- levels
+
+
+def _global_buffer(ctx: _Ctx, top: Mapping[str, Any], word_bits: int) -> GlobalBuffer:
+    m = ctx.level(top, "global_buffer", (*_SIZE_KEYS, *_COST_KEYS))
+    size = ctx.size_bytes(m, "global_buffer")
+    if size is None:
+        raise ctx.error("global_buffer.size_bytes", "required (or size_kb)")
+    return GlobalBuffer(size_bytes=size, cost=ctx.cost(m, "global_buffer", word_bits))
+
+
+def _array(ctx: _Ctx, top: Mapping[str, Any], word_bits: int) -> AccessCost:
+    m = ctx.level(top, "array", ("transfer_energy", "access_bits"))
+    hop = ctx.energy(m, "array", "transfer_energy")
+    return AccessCost(read=hop, write=hop,
+                      access_bits=ctx.positive_int(m, "array", "access_bits", default=word_bits))
+
+
+def _register_file(ctx: _Ctx, top: Mapping[str, Any], word_bits: int) -> RegisterFile:
+    """One unified RF (size at the top) or three scratch pads (a size in each pad).
+
+    Energy fields at the top are defaults for every operand; a pad's own fields win.
+    """
+    m = ctx.level(top, "register_file", (*_SIZE_KEYS, *_COST_KEYS, *_PADS))
+    unified = ctx.size_bytes(m, "register_file")
+    pads = {p: ctx.fields(m[p] if m.get(p) is not None else {}, f"register_file.{p}",
+                          (*_SIZE_KEYS, *_COST_KEYS)) for p in _PADS}
+    sizes = {p: ctx.size_bytes(pad, f"register_file.{p}") for p, pad in pads.items()}
+    if unified is not None:
+        for p, size in sizes.items():
+            if size is not None:
+                raise ctx.error(f"register_file.{p}", "a scratch pad size cannot be combined "
+                                "with a unified register_file size; give one or the other")
+    elif all(size is None for size in sizes.values()):
+        raise ctx.error("register_file", "give size_bytes (one unified RF) or weights, ifmaps "
+                        "and psums scratch pads, each with its own size_bytes")
+    else:
+        for p, size in sizes.items():
+            if size is None:
+                raise ctx.error(f"register_file.{p}.size_bytes",
+                                "required when the register file is split into scratch pads")
+    shared = _CostFields(
+        read=ctx.optional_energy(m, "register_file", "read_energy"),
+        write=ctx.optional_energy(m, "register_file", "write_energy"),
+        access_bits=ctx.positive_int(m, "register_file", "access_bits", default=word_bits))
+    costs = {p: _pad_cost(ctx, pads[p], f"register_file.{p}", shared) for p in _PADS}
+    return RegisterFile(weights=costs["weights"], ifmaps=costs["ifmaps"], psums=costs["psums"],
+                        size_bytes=unified, weights_bytes=sizes["weights"],
+                        ifmaps_bytes=sizes["ifmaps"], psums_bytes=sizes["psums"])
+
+
+@dataclass(frozen=True)
+class _CostFields:
+    """The register file's own energy fields: defaults for its pads."""
+
+    read: float | None
+    write: float | None
+    access_bits: int
+
+
+def _pad_cost(ctx: _Ctx, pad: Mapping[str, Any], path: str, shared: _CostFields) -> AccessCost:
+    """Each field from the pad, else from the register file; write defaults to read."""
+    read = ctx.optional_energy(pad, path, "read_energy")
+    read = shared.read if read is None else read
+    if read is None:
+        raise ctx.error(f"{path}.read_energy", "required here or in register_file")
+    write = ctx.optional_energy(pad, path, "write_energy")
+    write = shared.write if write is None else write
+    return AccessCost(read=read, write=read if write is None else write,
+                      access_bits=ctx.positive_int(pad, path, "access_bits",
+                                                   default=shared.access_bits))
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _cost_dict(cost: AccessCost) -> dict[str, Any]:
+    return {"read_energy": cost.read, "write_energy": cost.write,
+            "access_bits": cost.access_bits}
+
+
+def _rf_dict(rf: RegisterFile) -> dict[str, Any]:
+    """Energies at the top when all operands share them, else in each pad."""
+    costs = {"weights": rf.weights, "ifmaps": rf.ifmaps, "psums": rf.psums}
+    shared = len(set(costs.values())) == 1
+    out: dict[str, Any] = _cost_dict(rf.weights) if shared else {}
+    if rf.unified:
+        out = {"size_bytes": rf.size_bytes, **out}
+    sizes = {"weights": rf.weights_bytes, "ifmaps": rf.ifmaps_bytes, "psums": rf.psums_bytes}
+    for pad, cost in costs.items():
+        entry: dict[str, Any] = {} if rf.unified else {"size_bytes": sizes[pad]}
+        if not shared:
+            entry.update(_cost_dict(cost))
+        if entry:
+            out[pad] = entry
+    return out

@@ -1,0 +1,204 @@
+"""`EnergyReport`: where the energy goes, read through query methods; JSON and tables.
+
+The JSON form (``EnergyReport.to_dict``; schema version 1) is documented in
+``docs/report-json.md``. Every number carries the report's unit
+(``"normalized"``: 1 = one 16-bit MAC, or ``"pJ"``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nnjoules.energy.access import AccessCounts
+from nnjoules.energy.cost import Compression, EnergyBreakdown
+from nnjoules.energy.dataflow import Mapping
+from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware
+from nnjoules.energy.workload import Layer, Workload
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    """One layer's mapping, access counts and energy."""
+
+    layer: Layer
+    mapping: Mapping
+    counts: AccessCounts
+    energy: EnergyBreakdown
+
+    @property
+    def name(self) -> str:
+        """The layer's name (its module path)."""
+        return self.layer.name
+
+    @property
+    def total(self) -> float:
+        """Energy of the layer."""
+        return self.energy.total
+
+    def by_level(self) -> dict[str, float]:
+        """Energy per level (``dram``, ``glb``, ``array``, ``rf``) and ``mac``."""
+        return self.energy.by_level()
+
+    def by_operand(self) -> dict[str, float]:
+        """Energy per operand (``weights``, ``ifmaps``, ``psums``) and ``computation``."""
+        return self.energy.by_operand()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description of this layer's estimate."""
+        layer = self.layer
+        return {
+            "name": layer.name,
+            "kind": layer.kind.value,
+            "op": layer.op,
+            "shape": {k: getattr(layer, k) for k in ("N", "M", "C", "G", "H", "W", "R", "S",
+                                                     "E", "F")}
+            | {"stride": list(layer.stride), "dilation": list(layer.dilation),
+               "padding": list(layer.padding)},
+            "bits": {"weights": layer.precision.weight_bits,
+                     "ifmaps": layer.precision.ifmap_bits,
+                     "ofmaps": layer.precision.ofmap_bits},
+            "density": {"weights": layer.density.weights, "ifmaps": layer.density.ifmaps,
+                        "ofmaps": layer.density.ofmaps},
+            "weights": layer.num_weights,
+            "nonzero_weights": layer.nonzero_weights,
+            "macs": layer.macs,
+            "nonskipped_macs": self.energy.nonskipped_macs,
+            "mapping": self.mapping.as_dict(),
+            "active_pes": self.mapping.active_pes(layer),
+            "accesses": {
+                level.value: {op.value: {"reads": self.counts.read(level, op),
+                                         "writes": self.counts.write(level, op)}
+                              for op in OPERANDS}
+                for level in LEVELS},
+            "energy": {
+                "total": self.total,
+                "computation": self.energy.computation,
+                "data_movement": self.energy.data_movement,
+                "by_level": self.by_level(),
+                "by_operand": self.by_operand(),
+                "by_level_operand": {level.value: {op.value: self.energy.data[level, op]
+                                                   for op in OPERANDS} for level in LEVELS},
+            },
+        }
+
+
+@dataclass(frozen=True)
+class EnergyReport:
+    """Energy of a network on a hardware, per layer, level and operand."""
+
+    workload: Workload
+    hardware: Hardware
+    compression: Compression
+    layers: tuple[LayerEstimate, ...]
+
+    @property
+    def unit(self) -> EnergyUnit:
+        """Unit of every energy in this report."""
+        return self.hardware.unit
+
+    def layer(self, name: str) -> LayerEstimate:
+        """The estimate of the layer called ``name``."""
+        for item in self.layers:
+            if item.name == name:
+                return item
+        raise KeyError(f"no layer {name!r} in this report")
+
+    def total(self) -> float:
+        """Energy of the whole network."""
+        return sum(item.total for item in self.layers)
+
+    def computation(self) -> float:
+        """Energy of the non-skipped MACs."""
+        return sum(item.energy.computation for item in self.layers)
+
+    def data_movement(self) -> float:
+        """Energy of all memory accesses."""
+        return sum(item.energy.data_movement for item in self.layers)
+
+    def by_layer(self) -> dict[str, float]:
+        """Energy per layer, in execution order."""
+        return {item.name: item.total for item in self.layers}
+
+    def by_level(self) -> dict[str, float]:
+        """Energy per level (``dram``, ``glb``, ``array``, ``rf``) and ``mac``."""
+        return _sum_dicts(item.by_level() for item in self.layers)
+
+    def by_operand(self) -> dict[str, float]:
+        """Energy per operand (``weights``, ``ifmaps``, ``psums``) and ``computation``."""
+        return _sum_dicts(item.by_operand() for item in self.layers)
+
+    def macs(self) -> int:
+        """Dense MACs."""
+        return sum(item.layer.macs for item in self.layers)
+
+    def nonskipped_macs(self) -> float:
+        """MACs left after skipping those with a zero operand."""
+        return sum(item.energy.nonskipped_macs for item in self.layers)
+
+    def weights(self) -> int:
+        """Weights (matrix products count their second operand)."""
+        return sum(item.layer.num_weights for item in self.layers)
+
+    def nonzero_weights(self) -> float:
+        """Weights that are not zero."""
+        return sum(item.layer.nonzero_weights for item in self.layers)
+
+    def mappings(self) -> dict[str, Mapping]:
+        """The chosen mapping of every layer."""
+        return {item.name: item.mapping for item in self.layers}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON form (see ``docs/report-json.md``)."""
+        from nnjoules import __version__
+        from nnjoules.energy.hardware_io import hardware_to_dict
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "nnjoules_version": __version__,
+            "network": self.workload.name,
+            "unit": self.unit.value,
+            "dataflow": "row-stationary",
+            "compression": self.compression.value,
+            "hardware": hardware_to_dict(self.hardware),
+            "totals": {
+                "energy": self.total(),
+                "computation": self.computation(),
+                "data_movement": self.data_movement(),
+                "by_level": self.by_level(),
+                "by_operand": self.by_operand(),
+                "macs": self.macs(),
+                "nonskipped_macs": self.nonskipped_macs(),
+                "weights": self.weights(),
+                "nonzero_weights": self.nonzero_weights(),
+            },
+            "layers": [item.to_dict() for item in self.layers],
+            "unmodelled_ops": {op.op: op.count for op in self.workload.unmodelled},
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The JSON text; also written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            from nnjoules.io import write_text_atomic
+
+            write_text_atomic(Path(path), text + "\n")
+        return text
+
+    def to_table(self) -> str:
+        """A readable per-layer table (plain text)."""
+        from nnjoules.energy.table import render_report
+
+        return render_report(self)
+
+
+def _sum_dicts(dicts: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for d in dicts:
+        for key, value in d.items():
+            out[key] = out.get(key, 0.0) + value
+    return out
