@@ -146,8 +146,18 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
               compression: Compression = Compression.SIGNIFICANCE_MAP) -> EnergyBreakdown:
     """Cost ``counts`` of ``layer`` on ``hw``.
 
-    Example: one dense 16-bit MAC that reads a weight and an ifmap from DRAM and
-    writes its ofmap back costs 1 (MAC) + 3 x 200 (DRAM) + 2 (RF reads), normalised.
+    Example: a layer of one dense 16-bit MAC reads its weight and ifmap from DRAM (2 x 200)
+    and writes its ofmap back (200); the ifmap passes the GLB (6); both cross the array
+    (2 x 2) into the RF, where the MAC reads them (2 x 1); the MAC costs 1.
+
+    >>> from nnjoules.energy.access import count_accesses
+    >>> from nnjoules.energy.dataflow import Mapping
+    >>> from nnjoules.energy.hardware import eyeriss
+    >>> from nnjoules.energy.workload import LayerKind
+    >>> one = Layer("one", LayerKind.FC, N=1, M=1, C=1, H=1, W=1, R=1, S=1, E=1, F=1)
+    >>> counts = count_accesses(one, Mapping(1, 1, 1, 1, 1, 1, 1))
+    >>> energy_of(counts, one, eyeriss(), Compression.NONE).total
+    613.0
     """
     units = unit_energies(layer, hw, compression)
     data: dict[UnitKey, float] = {}

@@ -1,0 +1,77 @@
+"""``nnjoules estimate MODEL``: the per-layer energy table, optionally JSON."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from nnjoules.commands.options import bits, positive_int, read_densities, shape
+from nnjoules.errors import InputError
+
+log = logging.getLogger("nnjoules")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``estimate`` subcommand."""
+    from nnjoules.energy.cost import Compression
+
+    est = sub.add_parser("estimate", help="per-layer energy of a network",
+                         description="Estimate the energy of MODEL: a torchvision model name "
+                         "(random weights), an .onnx file or package.module:factory.")
+    est.add_argument("model", metavar="MODEL")
+    est.add_argument("--hardware", default="eyeriss",
+                     help="preset (eyeriss, eyeriss-isca2016) or YAML file [eyeriss]")
+    est.add_argument("--batch", type=positive_int, default=None, help="batch size N [1]")
+    est.add_argument("--bits", type=bits, default=None,
+                     help="bit-width for all operands (8) or weights,ifmaps,ofmaps (8,8,16)")
+    est.add_argument("--input-shape", type=shape, default=None,
+                     help="per-item input shape, e.g. 3,224,224")
+    est.add_argument("--compression", choices=[c.value for c in Compression],
+                     default=Compression.SIGNIFICANCE_MAP.value,
+                     help="DRAM compression of zeros [significance-map]")
+    est.add_argument("--densities", type=Path, default=None,
+                     help="JSON file of per-layer density overrides: "
+                     '{"layer": {"weights": 0.4, "ifmaps": 0.5}}')
+    est.add_argument("--dense", action="store_true",
+                     help="do not measure densities (all operands dense)")
+    est.add_argument("--seed", type=int, default=0, help="seed of random weights and inputs")
+    est.add_argument("--json", type=Path, default=None, metavar="PATH",
+                     help="also write the report as JSON (schema: docs/report-json.md)")
+    est.add_argument("--quiet", action="store_true", help="no table on stdout")
+    est.set_defaults(run=_run_estimate)
+
+
+def _run_estimate(args: argparse.Namespace) -> int:
+    from nnjoules.energy.estimate import estimate
+    from nnjoules.energy.hardware_io import load_hardware
+    from nnjoules.models import load_model
+    from nnjoules.progress import layer_progress
+
+    hardware = load_hardware(args.hardware)  # fail on a bad file before loading the model
+    densities = read_densities(args.densities) if args.densities else None
+    loaded = load_model(args.model, seed=args.seed)
+    example_inputs = None
+    input_shape = args.input_shape or loaded.input_shape
+    if not isinstance(loaded.model, Path):
+        if input_shape is None:
+            raise InputError(f"{args.model}: give --input-shape (e.g. 3,224,224)")
+        import torch
+
+        generator = torch.Generator().manual_seed(args.seed)
+        example_inputs = torch.randn((args.batch or 1, *input_shape), generator=generator)
+    with layer_progress("mapping layers") as advance:
+        report = estimate(loaded.model, example_inputs, hardware=hardware,
+                          batch=args.batch if example_inputs is None else None,
+                          bits=args.bits, input_shape=args.input_shape if example_inputs is None
+                          else None, compression=args.compression, densities=densities,
+                          measure_density=not args.dense, name=loaded.name, progress=advance)
+    if not args.quiet:
+        sys.stdout.write(report.to_table())
+    if args.json is not None:
+        report.to_json(args.json)
+        log.info("wrote %s", args.json)
+    return 0
+
+
