@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from nnjoules.errors import NNJoulesError
 
 # Modules under nnjoules.commands, each with ``register(subparsers)``.
-COMMANDS = ("estimate",)
+COMMANDS = ("estimate", "compare", "sweep", "train", "prune")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

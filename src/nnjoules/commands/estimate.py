@@ -1,4 +1,4 @@
-"""``nnjoules estimate MODEL``: the per-layer energy table, optionally JSON."""
+"""``nnjoules estimate MODEL``: the per-layer energy table; optionally JSON, CSV, HTML, plots."""
 
 from __future__ import annotations
 
@@ -39,16 +39,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     est.add_argument("--seed", type=int, default=0, help="seed of random weights and inputs")
     est.add_argument("--json", type=Path, default=None, metavar="PATH",
                      help="also write the report as JSON (schema: docs/report-json.md)")
+    est.add_argument("--csv", type=Path, default=None, metavar="PATH",
+                     help="also write the per-layer CSV (columns: docs/report-json.md)")
+    est.add_argument("--html", type=Path, default=None, metavar="FILE",
+                     help="also write a self-contained HTML report (charts, sortable table)")
+    est.add_argument("--plot", type=Path, default=None, metavar="DIR",
+                     help="also write the charts (PNG and SVG) into DIR, created if missing")
     est.add_argument("--quiet", action="store_true", help="no table on stdout")
     est.set_defaults(run=_run_estimate)
 
 
 def _run_estimate(args: argparse.Namespace) -> int:
+    from nnjoules.commands.common import check_output_file, check_output_folder
     from nnjoules.energy.estimate import estimate
     from nnjoules.energy.hardware_io import load_hardware
     from nnjoules.models import load_model
     from nnjoules.progress import layer_progress
 
+    for option, path in (("--json", args.json), ("--csv", args.csv), ("--html", args.html)):
+        check_output_file(path, option)
+    check_output_folder(args.plot, "--plot")
     hardware = load_hardware(args.hardware)  # fail on a bad file before loading the model
     densities = read_densities(args.densities) if args.densities else None
     loaded = load_model(args.model, seed=args.seed)
@@ -72,6 +82,17 @@ def _run_estimate(args: argparse.Namespace) -> int:
     if args.json is not None:
         report.to_json(args.json)
         log.info("wrote %s", args.json)
+    if args.csv is not None:
+        report.to_csv(args.csv)
+        log.info("wrote %s", args.csv)
+    if args.html is not None:
+        report.to_html(args.html)
+        log.info("wrote %s", args.html)
+    if args.plot is not None:
+        from nnjoules.energy.plots import save_report_plots
+
+        for path in save_report_plots(report, args.plot):
+            log.info("wrote %s", path)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`EnergyReport`: where the energy goes, read through query methods; JSON and tables.
+"""`EnergyReport`: where the energy goes, read through query methods; JSON, CSV, tables, plots.
 
 The JSON form (``EnergyReport.to_dict``; schema version 1) is documented in
 ``docs/report-json.md``. Every number carries the report's unit
@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.access import AccessCounts
 from nnjoules.energy.cost import Compression, EnergyBreakdown
 from nnjoules.energy.dataflow import Mapping
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware
 from nnjoules.energy.workload import Layer, Workload
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SCHEMA_VERSION = 1
 
@@ -194,6 +197,39 @@ class EnergyReport:
         from nnjoules.energy.table import render_report
 
         return render_report(self)
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The per-layer CSV text (columns: ``docs/report-json.md``); also written to ``path``."""
+        from nnjoules.energy.summary import report_to_csv, write_text
+
+        text = report_to_csv(self)
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    def to_html(self, path: str | Path | None = None, *, images: str = "png") -> str:
+        """One self-contained HTML page (charts, sortable table, assumptions).
+
+        Args:
+            path: also write the page here, atomically.
+            images: embed the charts as ``"png"`` (base64) or inline ``"svg"``.
+        """
+        from nnjoules.energy.html import render_html
+        from nnjoules.energy.summary import write_text
+
+        text = render_html(self, images=images)
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    def plot(self, kind: str = "operand") -> Figure:
+        """A matplotlib ``Figure``: ``"operand"``, ``"level"``, ``"summary"`` or ``"proxies"``.
+
+        See :mod:`nnjoules.energy.plots`; save it with ``fig.savefig("x.png")``.
+        """
+        from nnjoules.energy.plots import plot_report
+
+        return plot_report(self, kind)
 
 
 def _sum_dicts(dicts: Any) -> dict[str, float]:

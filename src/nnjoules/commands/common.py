@@ -1,0 +1,125 @@
+"""Pieces the report subcommands share: workload options, loading, output-path checks.
+
+Output paths are checked before any model is loaded, so a typo costs no waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from nnjoules.commands.options import bits, positive_int, shape
+from nnjoules.energy.workload import Density, Precision, Workload
+from nnjoules.errors import InputError
+
+
+def add_workload_options(parser: argparse.ArgumentParser) -> None:
+    """``--batch --bits --input-shape --compression --dense --seed``, as for ``estimate``."""
+    from nnjoules.energy.cost import Compression
+
+    parser.add_argument("--batch", type=positive_int, default=None, help="batch size N [1]")
+    parser.add_argument("--bits", type=bits, default=None,
+                        help="bit-width for all operands (8) or weights,ifmaps,ofmaps (8,8,16)")
+    parser.add_argument("--input-shape", type=shape, default=None,
+                        help="per-item input shape, e.g. 3,224,224")
+    parser.add_argument("--compression", choices=[c.value for c in Compression],
+                        default=Compression.SIGNIFICANCE_MAP.value,
+                        help="DRAM compression of zeros [significance-map]")
+    parser.add_argument("--dense", action="store_true",
+                        help="do not measure densities (all operands dense)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of random weights and inputs")
+
+
+def load_workload(spec: str, *, batch: int, input_shape: tuple[int, ...] | None, seed: int,
+                  dense: bool, precision: Precision | None) -> Workload:
+    """Extract the workload of the model ``spec`` once, at batch size ``batch``.
+
+    Args:
+        spec: a torchvision model name, an ``.onnx`` path or ``package.module:factory``.
+        batch: the batch size N of the random inputs (or of an ONNX dynamic batch).
+        input_shape: per-item input shape; default the model's own.
+        seed: seed of the random weights and inputs.
+        dense: all operands dense instead of measured densities.
+        precision: bit-widths for every layer (None: as extracted, 16 bits).
+
+    Raises:
+        InputError: the model cannot be loaded or has no input shape.
+    """
+    from nnjoules.energy.extract import extract_workload
+    from nnjoules.models import load_model
+
+    loaded = load_model(spec, seed=seed)
+    if isinstance(loaded.model, Path):
+        workload = extract_workload(loaded.model, name=loaded.name, batch=batch,
+                                    input_shape=input_shape)
+    else:
+        item_shape = input_shape or loaded.input_shape
+        if item_shape is None:
+            raise InputError(f"{spec}: give --input-shape (e.g. 3,224,224)")
+        import torch
+
+        generator = torch.Generator().manual_seed(seed)
+        inputs = torch.randn((batch, *item_shape), generator=generator)
+        workload = extract_workload(loaded.model, inputs, name=loaded.name)
+    if dense:
+        workload = workload.with_densities({layer.name: Density() for layer in workload})
+    if precision is not None:
+        workload = workload.with_precision(precision)
+    return workload
+
+
+def model_stem(spec: str) -> str:
+    """A file-name stem for the model ``spec`` (known before it is loaded).
+
+    >>> model_stem("alexnet"), model_stem("nets/small.onnx"), model_stem("pkg.nets:build")
+    ('alexnet', 'small', 'build')
+    """
+    if spec.lower().endswith(".onnx"):
+        return Path(spec).stem
+    return spec.rpartition(":")[2] or spec
+
+
+def check_output_file(path: Path | None, option: str) -> None:
+    """Fail now, not after the estimate, if ``path`` cannot be written.
+
+    Raises:
+        InputError: the path is a folder, or its folder is missing or not writable.
+    """
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: folder {folder} is not writable")
+
+
+def check_output_folder(path: Path | None, option: str) -> None:
+    """Fail now if ``path`` is not, and cannot become, a writable folder.
+
+    Raises:
+        InputError: the path is a file, or its nearest existing parent is not a writable
+            folder.
+    """
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: exists and is not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{option} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: {existing} is not writable")
+
+
+def check_plot_file(path: Path | None, option: str) -> None:
+    """`check_output_file`, and the suffix must be ``.png`` or ``.svg``."""
+    if path is not None and path.suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"{option} {path}: plots are written as .png or .svg")
+    check_output_file(path, option)

@@ -1,0 +1,188 @@
+"""Comparing reports: several networks on one hardware, or one network on several.
+
+Every number is also given as a ratio to the first entry, the paper's way of showing
+that a network with far fewer weights can burn more energy.
+
+Example:
+
+    >>> from nnjoules.energy.estimate import estimate_workload
+    >>> from nnjoules.energy.hardware import eyeriss
+    >>> from nnjoules.energy.workload import Layer, LayerKind, Workload
+    >>> def net(name, m):
+    ...     layer = Layer("c", LayerKind.CONV, N=1, M=m, C=3, H=4, W=4, R=1, S=1, E=4, F=4)
+    ...     return estimate_workload(Workload(name, (layer,)), eyeriss())
+    >>> result = compare([net("small", 2), net("wide", 8)])
+    >>> result.labels, result.ratios()[1]["macs"]  # 8 filters against 2
+    (('small', 'wide'), 4.0)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnjoules.energy.summary import Totals, rows_to_csv, write_text
+from nnjoules.energy.table import si
+from nnjoules.errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from nnjoules.energy.report import EnergyReport
+
+SCHEMA_VERSION = 1
+RATIO_KEYS = ("weights", "nonzero_weights", "macs", "nonskipped_macs", "energy")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Reports side by side, each under a label; ratios are to the first.
+
+    Attributes:
+        labels: one unique label per report (network name, hardware name, or both).
+        reports: the reports, all in one energy unit.
+    """
+
+    labels: tuple[str, ...]
+    reports: tuple[EnergyReport, ...]
+
+    def __post_init__(self) -> None:
+        if not self.reports:
+            raise InputError("nothing to compare: give at least one report")
+        if len(self.labels) != len(self.reports):
+            raise InputError(f"{len(self.labels)} labels for {len(self.reports)} reports")
+        if len(set(self.labels)) != len(self.labels):
+            raise InputError(f"labels must be unique, got {list(self.labels)}")
+        units = {report.unit.value for report in self.reports}
+        if len(units) > 1:
+            raise InputError(f"cannot compare energies in different units ({sorted(units)}): "
+                             "use hardware descriptions that share a unit")
+
+    @property
+    def unit(self) -> str:
+        """The energy unit of every report."""
+        return self.reports[0].unit.value
+
+    def totals(self) -> tuple[Totals, ...]:
+        """Whole-network totals of each report."""
+        return tuple(Totals.of(report) for report in self.reports)
+
+    def ratios(self) -> list[dict[str, float | None]]:
+        """Per entry, weights, non-zero weights, MACs, non-skipped MACs and energy over the
+        first entry's (``None`` where the first entry's value is 0)."""
+        totals = self.totals()
+        first = totals[0]
+        return [{key: _ratio(getattr(t, key), getattr(first, key)) for key in RATIO_KEYS}
+                for t in totals]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per entry: identity, totals and ``*_ratio`` columns (CSV form)."""
+        out = []
+        for label, report, totals, ratios in zip(self.labels, self.reports, self.totals(),
+                                                 self.ratios(), strict=True):
+            row: dict[str, Any] = {
+                "label": label, "network": report.workload.name,
+                "hardware": report.hardware.name, "unit": report.unit.value,
+                "compression": report.compression.value, "layers": len(report.layers)}
+            row |= totals.columns()
+            row |= {f"{key}_ratio": value for key, value in ratios.items()}
+            out.append(row)
+        return out
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """CSV text, one row per entry (columns: ``docs/report-json.md``)."""
+        text = rows_to_csv(self.rows())
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the rows, plus each entry's full report."""
+        from nnjoules import __version__
+
+        return {"schema_version": SCHEMA_VERSION, "kind": "comparison",
+                "nnjoules_version": __version__, "unit": self.unit,
+                "baseline": self.labels[0],
+                "entries": [row | {"report": report.to_dict()}
+                            for row, report in zip(self.rows(), self.reports, strict=True)]}
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The JSON text; also written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            write_text(path, text + "\n")
+        return text
+
+    def to_table(self, *, width: int = 160) -> str:
+        """A readable table: totals with ratios to the first entry."""
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"comparison (energy unit: {self.unit}; x = ratio to "
+                            f"{self.labels[0]})", title_justify="left")
+        headers = ("entry", "network", "hardware", "weights", "x", "MACs", "x", "non-skipped",
+                   "x", "energy", "x", "E/MAC", "DRAM %", "data movement %")
+        for header in headers:
+            table.add_column(header, justify="left" if header in headers[:3] else "right",
+                             no_wrap=True)
+        for row in self.rows():
+            energy = row["energy"]
+            table.add_row(
+                row["label"], row["network"], row["hardware"],
+                si(row["weights"]), _times(row["weights_ratio"]),
+                si(row["macs"]), _times(row["macs_ratio"]),
+                si(row["nonskipped_macs"]), _times(row["nonskipped_macs_ratio"]),
+                si(energy), _times(row["energy_ratio"]), f"{row['energy_per_mac']:.2f}",
+                _percent(row["energy_dram"], energy), _percent(row["data_movement"], energy))
+        buffer = io.StringIO()
+        Console(file=buffer, width=width, color_system=None, force_terminal=False).print(table)
+        return buffer.getvalue()
+
+    def plot(self) -> Figure:
+        """Ratios of weights, MACs and energy to the first entry; energy by operand and level."""
+        from nnjoules.energy.plots import plot_comparison
+
+        return plot_comparison(self.labels, self.totals(),
+                               word_bits=self.reports[0].hardware.word_bits)
+
+
+def compare(reports: Sequence[EnergyReport], labels: Sequence[str] | None = None) -> Comparison:
+    """Put ``reports`` side by side; the first is the baseline of every ratio.
+
+    Args:
+        reports: one or more reports in one energy unit.
+        labels: a unique label per report; by default the network names, or the
+            hardware names when every report is of one network, or ``network on hardware``.
+
+    Raises:
+        InputError: no reports, mixed units, or labels that are not unique.
+    """
+    reports = tuple(reports)
+    return Comparison(labels=tuple(labels) if labels is not None else default_labels(reports),
+                      reports=reports)
+
+
+def default_labels(reports: Sequence[EnergyReport]) -> tuple[str, ...]:
+    """Network names if they are unique, else hardware names, else both, else numbered."""
+    candidates = ([r.workload.name for r in reports], [r.hardware.name for r in reports],
+                  [f"{r.workload.name} on {r.hardware.name}" for r in reports])
+    for labels in candidates:
+        if len(set(labels)) == len(labels):
+            return tuple(labels)
+    return tuple(f"{label} #{i + 1}" for i, label in enumerate(candidates[2]))
+
+
+def _ratio(value: float, reference: float) -> float | None:
+    return value / reference if reference else None
+
+
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def _percent(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}" if whole else "-"

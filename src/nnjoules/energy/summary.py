@@ -1,0 +1,148 @@
+"""Network totals of a report, and the flat CSV form of a report (one row per layer).
+
+The columns are documented in ``docs/report-json.md``; every energy is in the report's
+unit (``EnergyReport.unit``), repeated in the ``unit`` column so that CSV files of
+several runs can be concatenated.
+
+Example: the totals of one dense 1x1 convolution at batch 1.
+
+    >>> from nnjoules.energy.estimate import estimate_workload
+    >>> from nnjoules.energy.hardware import eyeriss
+    >>> from nnjoules.energy.workload import Layer, LayerKind, Workload
+    >>> layer = Layer("c", LayerKind.CONV, N=1, M=2, C=3, H=4, W=4, R=1, S=1, E=4, F=4)
+    >>> totals = Totals.of(estimate_workload(Workload("toy", (layer,)), eyeriss()))
+    >>> totals.macs, totals.weights  # 2*3*4*4 MACs, 2*3 weights
+    (96, 6)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnjoules.energy.hardware import LEVELS, OPERANDS
+
+if TYPE_CHECKING:
+    from nnjoules.energy.report import EnergyReport, LayerEstimate
+
+LEVEL_KEYS = ("dram", "glb", "array", "rf", "mac")
+OPERAND_KEYS = ("weights", "ifmaps", "psums", "computation")
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Whole-network numbers of one report; energies in ``unit``.
+
+    Attributes:
+        unit: the energy unit (``"normalized"``: 1 = one 16-bit MAC, or ``"pJ"``).
+        energy: total energy.
+        computation: energy of the non-skipped MACs.
+        data_movement: energy of all memory accesses.
+        by_level: energy per level ``dram, glb, array, rf`` and ``mac``.
+        by_operand: energy per operand ``weights, ifmaps, psums`` and ``computation``.
+        macs: dense multiply-accumulates.
+        nonskipped_macs: MACs left after skipping those with a zero operand.
+        weights: weights (matrix products count their second operand).
+        nonzero_weights: weights that are not zero.
+    """
+
+    unit: str
+    energy: float
+    computation: float
+    data_movement: float
+    by_level: Mapping[str, float]
+    by_operand: Mapping[str, float]
+    macs: int
+    nonskipped_macs: float
+    weights: int
+    nonzero_weights: float
+
+    @classmethod
+    def of(cls, report: EnergyReport) -> Totals:
+        """The totals of ``report``."""
+        return cls(unit=report.unit.value, energy=report.total(),
+                   computation=report.computation(), data_movement=report.data_movement(),
+                   by_level=report.by_level(), by_operand=report.by_operand(),
+                   macs=report.macs(), nonskipped_macs=report.nonskipped_macs(),
+                   weights=report.weights(), nonzero_weights=report.nonzero_weights())
+
+    @property
+    def energy_per_mac(self) -> float:
+        """Energy per dense MAC, in ``unit`` (0 when there are no MACs)."""
+        return self.energy / self.macs if self.macs else 0.0
+
+    def columns(self) -> dict[str, float | int]:
+        """Flat, CSV-ready columns: energies, then counts (names as in the docs)."""
+        out: dict[str, float | int] = {
+            "energy": self.energy, "computation": self.computation,
+            "data_movement": self.data_movement, "energy_per_mac": self.energy_per_mac}
+        out |= {f"energy_{k}": self.by_level[k] for k in LEVEL_KEYS}
+        out |= {f"energy_{k}": self.by_operand[k] for k in OPERAND_KEYS}
+        out |= {"macs": self.macs, "nonskipped_macs": self.nonskipped_macs,
+                "weights": self.weights, "nonzero_weights": self.nonzero_weights}
+        return out
+
+
+def layer_columns(item: LayerEstimate, network_total: float) -> dict[str, Any]:
+    """The CSV columns of one layer (without the report-wide columns)."""
+    layer, energy = item.layer, item.energy
+    out: dict[str, Any] = {"layer": item.name, "kind": layer.kind.value, "op": layer.op}
+    out |= {k: getattr(layer, k) for k in ("N", "M", "C", "G", "H", "W", "R", "S", "E", "F")}
+    out |= {"stride_h": layer.stride[0], "stride_w": layer.stride[1],
+            "dilation_h": layer.dilation[0], "dilation_w": layer.dilation[1],
+            "weight_bits": layer.precision.weight_bits,
+            "ifmap_bits": layer.precision.ifmap_bits,
+            "ofmap_bits": layer.precision.ofmap_bits,
+            "weight_density": layer.density.weights, "ifmap_density": layer.density.ifmaps,
+            "ofmap_density": layer.density.ofmaps,
+            "weights": layer.num_weights, "nonzero_weights": layer.nonzero_weights,
+            "macs": layer.macs, "nonskipped_macs": energy.nonskipped_macs,
+            "energy": item.total,
+            "energy_share": item.total / network_total if network_total else 0.0,
+            "computation": energy.computation, "data_movement": energy.data_movement,
+            "energy_per_mac": item.total / layer.macs}
+    levels, operands = item.by_level(), item.by_operand()
+    out |= {f"energy_{k}": levels[k] for k in LEVEL_KEYS}
+    out |= {f"energy_{k}": operands[k] for k in OPERAND_KEYS}
+    out |= {f"energy_{level.value}_{op.value}": energy.data[level, op]
+            for level in LEVELS for op in OPERANDS}
+    out |= {f"map_{k}": v for k, v in item.mapping.as_dict().items()}
+    out["active_pes"] = item.mapping.active_pes(layer)
+    return out
+
+
+def report_rows(report: EnergyReport) -> list[dict[str, Any]]:
+    """One dict per layer, in execution order, with the report-wide columns first."""
+    total = report.total()
+    common = {"network": report.workload.name, "hardware": report.hardware.name,
+              "unit": report.unit.value, "compression": report.compression.value}
+    return [common | {"index": i} | layer_columns(item, total)
+            for i, item in enumerate(report.layers)]
+
+
+def report_to_csv(report: EnergyReport) -> str:
+    """The per-layer CSV text of ``report`` (header line first)."""
+    return rows_to_csv(report_rows(report))
+
+
+def rows_to_csv(rows: Sequence[Mapping[str, Any]], fieldnames: Iterable[str] | None = None,
+                ) -> str:
+    """CSV text of ``rows``; ``None`` becomes an empty cell, floats keep full precision."""
+    names = list(fieldnames) if fieldnames is not None else list(rows[0]) if rows else []
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in names})
+    return buffer.getvalue()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` atomically to ``path`` (an `InputError` if it cannot be written)."""
+    from nnjoules.io import write_text_atomic
+
+    write_text_atomic(Path(path), text)
