@@ -23,6 +23,10 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except OSError as err:
         raise InputError(f"{path}: cannot write here ({err.strerror})") from None
     try:
+        # mkstemp creates the file 0600; give it the mode an ordinary open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
