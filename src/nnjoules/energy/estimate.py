@@ -9,9 +9,10 @@ from typing import Any
 
 from nnjoules.energy.access import count_accesses
 from nnjoules.energy.cost import Compression, energy_of
+from nnjoules.energy.dataflow import Mapping
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.report import EnergyReport, LayerEstimate
-from nnjoules.energy.search import best_mapping
+from nnjoules.energy.search import best_mapping, lower_to_fc
 from nnjoules.energy.workload import Density, Layer, Precision, Workload
 from nnjoules.errors import InputError
 
@@ -71,13 +72,24 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
                       progress: Callable[[Layer], None] | None = None) -> EnergyReport:
     """Map, count and cost every layer of ``workload`` on ``hw``."""
     results = []
+    # Repeated blocks (ViT's encoder layers, ResNet's bottlenecks) often repeat a layer
+    # exactly; the search depends on nothing but these, so it runs once for each.
+    searched: dict[tuple[object, ...], tuple[Mapping, bool]] = {}
     for layer in workload.layers:
         if progress is not None:
             progress(layer)
-        found = best_mapping(layer, hw, compression)
-        counts = count_accesses(layer, found.mapping)
-        results.append(LayerEstimate(layer=layer, mapping=found.mapping, counts=counts,
-                                     energy=energy_of(counts, layer, hw, compression)))
+        key = (layer.shape_key, layer.density)
+        if key not in searched:
+            found = best_mapping(layer, hw, compression)
+            searched[key] = (found.mapping, found.mapped is not layer)
+        mapping, lowered = searched[key]
+        mapped = lower_to_fc(layer) if lowered else layer
+        assert mapped is not None  # lowered only when lower_to_fc applies
+        counts = count_accesses(mapped, mapping)
+        results.append(LayerEstimate(
+            layer=layer, mapping=mapping, counts=counts,
+            energy=energy_of(counts, mapped, hw, compression),
+            mapped_as=mapped if lowered else None))
     return EnergyReport(workload=workload, hardware=hw, compression=compression,
                         layers=tuple(results))
 

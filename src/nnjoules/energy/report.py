@@ -32,6 +32,7 @@ class LayerEstimate:
     mapping: Mapping
     counts: AccessCounts
     energy: EnergyBreakdown
+    mapped_as: Layer | None = None  # the FC lowering the mapping refers to, if any
 
     @property
     def name(self) -> str:
@@ -72,7 +73,10 @@ class LayerEstimate:
             "macs": layer.macs,
             "nonskipped_macs": self.energy.nonskipped_macs,
             "mapping": self.mapping.as_dict(),
-            "active_pes": self.mapping.active_pes(layer),
+            "mapped_as": None if self.mapped_as is None else {
+                k: getattr(self.mapped_as, k) for k in ("N", "M", "C", "G", "H", "W", "R", "S",
+                                                        "E", "F")},
+            "active_pes": self.mapping.active_pes(self.mapped_as or layer),
             "accesses": {
                 level.value: {op.value: {"reads": self.counts.read(level, op),
                                          "writes": self.counts.write(level, op)}
