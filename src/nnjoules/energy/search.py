@@ -93,23 +93,6 @@ def _energy(terms: tuple[dict, dict], units: UnitEnergies) -> Any:
             + sum(count * units.write[key] for key, count in writes.items()))
 
 
-def _pareto(first: np.ndarray, second: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    """Mask of pairs not strictly beaten in energy by a pair with both variables <= theirs.
-
-    Such a pair can never be chosen: the better pair fits wherever it fits.
-    """
-    firsts, fi = np.unique(first, return_inverse=True)
-    grid = np.full((len(firsts), int(second.max()) + 1), np.inf)
-    np.minimum.at(grid, (fi, second), energy)
-    best = np.minimum.accumulate(np.minimum.accumulate(grid, axis=0), axis=1)
-    below = np.full_like(best, np.inf)
-    below[1:, :] = best[:-1, :]
-    left = np.full_like(best, np.inf)
-    left[:, 1:] = best[:, :-1]
-    beaten = np.minimum(below, left)[fi, second]
-    return ~(beaten < energy)
-
-
 def best_mapping(layer: Layer, hw: Hardware,
                  compression: Compression = Compression.SIGNIFICANCE_MAP) -> SearchResult:
     """The legal row-stationary mapping of ``layer`` on ``hw`` with the lowest energy.
