@@ -12,9 +12,9 @@ or PEs as it grows:
 * m acts only through ``ceil(M/m)`` and the GLB, so it is the largest that fits:
   M, or else the largest multiple of p*t.
 
-Ties (equal energy) go to the mapping with most active PEs (the author's tie-break,
-a throughput proxy), then to the first in a fixed enumeration order, so the result
-is deterministic. `tests/test_search.py` checks the result against a brute force
+Ties (equal energy) between strip heights e and batch chunks n go to the mapping with
+most active PEs (the author's tie-break, a throughput proxy); other ties to the first
+candidate in a fixed enumeration order. The result is deterministic. `tests/test_search.py` checks the result against a brute force
 over every legal mapping of small layers.
 """
 
