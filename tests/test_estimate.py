@@ -112,3 +112,20 @@ def test_table_names_unit_compression_and_layers():
     assert "energy unit: normalized" in table
     assert "DRAM compression: significance-map" in table
     assert "conv" in table and "fc" in table and "total" in table
+
+
+@pytest.mark.parametrize(("gating", "executed"), [("either", 0.5 * 0.25), ("ifmap", 0.25),
+                                                  ("none", 1.0)])
+def test_gating_rules_skip_macs_and_the_rf_accesses_serving_them(gating, executed):
+    sparse = Workload("sparse", (CONV.with_density(Density(weights=0.5, ifmaps=0.25)),))
+    report = nnjoules.estimate(sparse, gating=gating, compression="none")
+    dense = nnjoules.estimate(Workload("dense", (CONV,)), compression="none")
+    assert report.nonskipped_macs() == pytest.approx(CONV.macs * executed)
+    assert report.computation() == pytest.approx(dense.computation() * executed)
+    item = report.layers[0]
+    rf = {op: item.energy.data[Level.RF, op] for op in Operand}
+    # The ifmap read is what finds the zero: never skipped.
+    assert rf[Operand.IFMAPS] == pytest.approx(item.counts.read(Level.RF, Operand.IFMAPS))
+    assert rf[Operand.WEIGHTS] == pytest.approx(item.counts.read(Level.RF, Operand.WEIGHTS)
+                                                * executed)
+    assert report.to_dict()["gating"] == gating

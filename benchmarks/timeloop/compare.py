@@ -12,11 +12,12 @@ both side by side per level and per (level, operand):
 * ``ours, Timeloop accounting``: the same counts plus the writes Timeloop charges and
   the closed form leaves out (fills of the GLB and of the scratch pads, one psum update
   per MAC, outputs passing through the GLB), so that what remains is the mapping;
-* for the sparse case T5, ``ours, Sparseloop rules``: also costed with that exercise's
-  sparsity rules (gating of weight reads on zero ifmaps only, MACs charged per non-zero
-  ifmap, only non-zero ifmaps and ofmaps moved to and from DRAM, weights dense), and a
-  dense comparison against the reference's algorithmic (dense) counts re-costed with its
-  own energies.
+* for the sparse case T5, ``ours, --gating ifmap``: nnjoules with the Eyeriss chip's
+  gating (only zero ifmaps skip MACs), and ``ours, Sparseloop rules``: also costed with
+  that exercise's sparsity rules (gating of weight reads on zero ifmaps only, MACs
+  charged per non-zero ifmap, only non-zero ifmaps and ofmaps moved to and from DRAM,
+  weights dense), and a dense comparison against the reference's algorithmic (dense)
+  counts re-costed with its own energies.
 
 Usage::
 
@@ -49,7 +50,7 @@ except ImportError:  # pragma: no cover
     sys.path.insert(0, str(REPO / "src"))
 
 from nnjoules.energy.access import AccessCounts  # noqa: E402
-from nnjoules.energy.cost import Compression, dram_bits_per_value  # noqa: E402
+from nnjoules.energy.cost import Compression, Gating, dram_bits_per_value  # noqa: E402
 from nnjoules.energy.dataflow import ceil_div  # noqa: E402
 from nnjoules.energy.estimate import estimate_workload  # noqa: E402
 from nnjoules.energy.hardware import Hardware, Level  # noqa: E402
@@ -95,13 +96,14 @@ def case_compression(case: dict[str, Any], *, dense: bool = False) -> Compressio
         Compression.SIGNIFICANCE_MAP
 
 
-def estimate_case(case: dict[str, Any], *, dense: bool = False) -> tuple[LayerEstimate, float]:
+def estimate_case(case: dict[str, Any], *, dense: bool = False,
+                  gating: Gating = Gating.EITHER) -> tuple[LayerEstimate, float]:
     """Our estimate of the case's layer, and the wall time of mapping + costing (s)."""
     layer = case_layer(case, dense=dense)
     hw = case_hardware(case)
     t0 = time.perf_counter()
     report = estimate_workload(Workload(layer.name, (layer,)), hw,
-                               compression=case_compression(case, dense=dense))
+                               compression=case_compression(case, dense=dense), gating=gating)
     return report.layers[0], time.perf_counter() - t0
 
 
@@ -151,8 +153,9 @@ def recost(layer: Layer, est: LayerEstimate, hw: Hardware, *, rules: str,
     """Our counts costed with Timeloop's accounting (fills charged as writes).
 
     Args:
-        rules: ``"nnjoules"`` (our sparsity rules: RF accesses and MACs gated by
-            weight density x ifmap density, DRAM traffic compressed per ``compression``)
+        rules: ``"nnjoules"`` (our default sparsity rules: MACs and the weight and psum
+            RF accesses serving them gated by weight density x ifmap density, ifmap RF
+            reads ungated, DRAM traffic compressed per ``compression``)
             or ``"sparseloop"`` (exercise 04.2.1: weight-pad reads and MACs gated by the
             ifmap density only, other pads ungated, DRAM carries only the non-zero
             ifmaps and ofmaps and dense weights, no metadata energy).
@@ -179,7 +182,7 @@ def recost(layer: Layer, est: LayerEstimate, hw: Hardware, *, rules: str,
                     gate_reads = d.ifmaps if op == "weights" else 1.0
                     value = reads * e_read * gate_reads + (writes + extra) * e_write
                 else:
-                    gate = d.weights * d.ifmaps
+                    gate = 1.0 if op == "ifmaps" else d.weights * d.ifmaps
                     value = (reads * e_read + writes * e_write) * gate + extra * e_write
             else:
                 value = reads * e_read + (writes + extra) * e_write
@@ -295,6 +298,8 @@ def run_case(name: str, case: dict[str, Any]) -> dict[str, Any]:
                                                    compression=compression)}
     sparse = case["density"] is not None
     if sparse:
+        chip_est, _ = estimate_case(case, gating=Gating.IFMAP)
+        columns["ours, --gating ifmap"] = ours_energy(chip_est)
         columns["ours, Sparseloop rules"] = recost(layer, est, hw, rules="sparseloop",
                                                    compression=compression)
     result: dict[str, Any] = {
@@ -381,7 +386,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
     level_keys = ["dram", "glb", "array", "rf", "mac", "total"]
     operand_keys = [f"{lv}.{op}" for lv in ("dram", "glb", "rf") for op in OPERANDS]
     for name, case in doc["cases"].items():
-        columns = [c for c in ("ours", "ours, Timeloop accounting", "ours, Sparseloop rules")
+        columns = [c for c in ("ours", "ours, Timeloop accounting", "ours, --gating ifmap",
+                               "ours, Sparseloop rules")
                    if f"{c} / reference" in case["comparison"]["total"]]
         summary = case["reference_summary"]
         out += [f"## {name}: {case['title']}", "",

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     est.add_argument("--compression", choices=[c.value for c in Compression],
                      default=Compression.SIGNIFICANCE_MAP.value,
                      help="DRAM compression of zeros [significance-map]")
+    est.add_argument("--gating", choices=["either", "ifmap", "none"], default="either",
+                     help="which zero operands skip a MAC: either (the analytical tool), "
+                     "ifmap (the Eyeriss chip's zero buffer) or none [either]")
     est.add_argument("--densities", type=Path, default=None,
                      help="JSON file of per-layer density overrides: "
                      '{"layer": {"weights": 0.4, "ifmaps": 0.5}}')
@@ -74,9 +77,11 @@ def _run_estimate(args: argparse.Namespace) -> int:
     with layer_progress("mapping layers") as advance:
         report = estimate(loaded.model, example_inputs, hardware=hardware,
                           batch=args.batch if example_inputs is None else None,
-                          bits=args.bits, input_shape=args.input_shape if example_inputs is None
-                          else None, compression=args.compression, densities=densities,
-                          measure_density=not args.dense, name=loaded.name, progress=advance)
+                          bits=args.bits,
+                          input_shape=args.input_shape if example_inputs is None else None,
+                          compression=args.compression, gating=args.gating,
+                          densities=densities, measure_density=not args.dense,
+                          name=loaded.name, progress=advance)
     if not args.quiet:
         sys.stdout.write(report.to_table())
     if args.json is not None:

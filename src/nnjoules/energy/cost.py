@@ -5,11 +5,13 @@ The rules (Yang, Chen & Sze; see reference/energy-model.md §1.3-1.4 and §6):
 * **Bits.** An access moves one value of its operand; its energy is the level's
   per-bit energy times the bits moved. MAC energy scales with ``weight_bits *
   ifmap_bits`` (normalised to a ``word_bits`` x ``word_bits`` MAC).
-* **Skipped MACs.** A MAC is skipped when either operand is zero, counted as
-  ``MACs x weight density x ifmap density``. The RF accesses that serve one MAC
-  (ifmap and weight reads, psum read and write) are skipped with it, as Eyeriss
-  does when its zero buffer gates a PE; data still moves through the GLB and array
-  uncompressed (Eyeriss v1 keeps on-chip data raw).
+* **Skipped MACs** (`Gating`). ``either`` (default, the analytical tool's rule): a MAC
+  is skipped when either operand is zero, ``MACs x weight density x ifmap density``;
+  ``ifmap``: the Eyeriss chip's zero buffer skips MACs on zero ifmaps only,
+  ``MACs x ifmap density``; ``none``: nothing is skipped. The weight read and the psum
+  read and write that serve a skipped MAC are skipped with it (our choice: the sources
+  do not say); the ifmap read is not, since it is what finds the zero. Data still
+  moves through the GLB and the array uncompressed (Eyeriss v1 keeps on-chip data raw).
 * **DRAM compression** (`Compression`), applied to every DRAM access:
   ``none``: ``bits`` per value; ``significance-map`` (the analytical tool of
   energyestimation.mit.edu): 1 bit per value plus ``bits`` per non-zero;
@@ -31,6 +33,23 @@ from nnjoules.energy.workload import Layer, Operand
 
 RLC_RUN_BITS = 5
 RLC_PAIRS_PER_TERMINATION_BIT = 3
+
+
+class Gating(enum.StrEnum):
+    """Which zero operands make a MAC (and the RF accesses serving it) be skipped."""
+
+    EITHER = "either"
+    IFMAP = "ifmap"
+    NONE = "none"
+
+
+def executed_fraction(layer: Layer, gating: Gating) -> float:
+    """Fraction of the dense MACs that are executed (not skipped) under ``gating``."""
+    if gating is Gating.EITHER:
+        return layer.density.weights * layer.density.ifmaps
+    if gating is Gating.IFMAP:
+        return layer.density.ifmaps
+    return 1.0
 
 
 class Compression(enum.StrEnum):
@@ -86,9 +105,10 @@ class UnitEnergies:
     mac: float  # one non-skipped MAC
 
 
-def unit_energies(layer: Layer, hw: Hardware, compression: Compression) -> UnitEnergies:
+def unit_energies(layer: Layer, hw: Hardware, compression: Compression,
+                  gating: Gating = Gating.EITHER) -> UnitEnergies:
     """Per-access energies for ``layer`` on ``hw``: bits, gating and compression applied."""
-    nonskipped = layer.density.weights * layer.density.ifmaps
+    executed = executed_fraction(layer, gating)
     read: dict[UnitKey, float] = {}
     write: dict[UnitKey, float] = {}
     for level in LEVELS:
@@ -98,7 +118,8 @@ def unit_energies(layer: Layer, hw: Hardware, compression: Compression) -> UnitE
                 bits = dram_bits_per_value(layer, operand, compression)
             else:
                 bits = float(layer.precision.bits_of(operand))
-            gate = nonskipped if level is Level.RF else 1.0
+            serves_mac = level is Level.RF and operand is not Operand.IFMAPS
+            gate = executed if serves_mac else 1.0
             read[level, operand] = bits * cost.read_per_bit() * gate
             write[level, operand] = bits * cost.write_per_bit() * gate
     prec = layer.precision
@@ -143,7 +164,8 @@ class EnergyBreakdown:
 
 
 def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
-              compression: Compression = Compression.SIGNIFICANCE_MAP) -> EnergyBreakdown:
+              compression: Compression = Compression.SIGNIFICANCE_MAP,
+              gating: Gating = Gating.EITHER) -> EnergyBreakdown:
     """Cost ``counts`` of ``layer`` on ``hw``.
 
     Example: a layer of one dense 16-bit MAC reads its weight and ifmap from DRAM (2 x 200)
@@ -159,13 +181,13 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
     >>> energy_of(counts, one, eyeriss(), Compression.NONE).total
     613.0
     """
-    units = unit_energies(layer, hw, compression)
+    units = unit_energies(layer, hw, compression, gating)
     data: dict[UnitKey, float] = {}
     for level in LEVELS:
         for operand in OPERANDS:
             key = (level, operand)
             data[key] = (counts.read(level, operand) * units.read[key]
                          + counts.write(level, operand) * units.write[key])
-    nonskipped = counts.macs * layer.density.weights * layer.density.ifmaps
+    nonskipped = counts.macs * executed_fraction(layer, gating)
     return EnergyBreakdown(unit=hw.unit, data=data, computation=nonskipped * units.mac,
                            nonskipped_macs=nonskipped)

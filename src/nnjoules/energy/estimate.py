@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nnjoules.energy.access import count_accesses
-from nnjoules.energy.cost import Compression, energy_of
+from nnjoules.energy.cost import Compression, Gating, energy_of
 from nnjoules.energy.dataflow import Mapping
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.report import EnergyReport, LayerEstimate
@@ -16,6 +16,7 @@ from nnjoules.energy.search import best_mapping, lower_to_fc
 from nnjoules.energy.workload import Density, Layer, Precision, Workload
 from nnjoules.errors import InputError
 
+OptionT = TypeVar("OptionT", Compression, Gating)
 ModelLike = Any  # nn.Module | str | Path | Workload (torch is imported only when needed)
 
 
@@ -23,6 +24,7 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
              = "eyeriss", batch: int | None = None, bits: int | Precision | None = None,
              input_shape: tuple[int, ...] | None = None,
              compression: Compression | str = Compression.SIGNIFICANCE_MAP,
+             gating: Gating | str = Gating.EITHER,
              densities: MappingABC[str, Density | MappingABC[str, float]] | None = None,
              measure_density: bool = True, name: str | None = None,
              progress: Callable[[Layer], None] | None = None) -> EnergyReport:
@@ -41,6 +43,8 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
             ``example_inputs`` are given.
         compression: DRAM compression of zeros: ``"none"``, ``"significance-map"``
             (default, the analytical tool's rule) or ``"rlc"``.
+        gating: which zeros skip a MAC: ``"either"`` operand (default, the
+            analytical tool), ``"ifmap"`` only (the Eyeriss chip) or ``"none"``.
         densities: per-layer overrides, by layer name: a `Density` or a dict of
             its fields (``{"weights": 0.3}``); unnamed fields keep measured values.
         measure_density: measure weight and ifmap densities from the model.
@@ -57,18 +61,21 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
     from nnjoules.energy.hardware_io import load_hardware
 
     hw = load_hardware(hardware)
-    compression = _compression(compression)
+    compression = _option(Compression, compression, "compression")
+    gating = _option(Gating, gating, "gating")
     workload = _workload(model, example_inputs, batch=batch, input_shape=input_shape,
                          measure_density=measure_density, name=name)
     if bits is not None:
         workload = workload.with_precision(_precision(bits))
     if densities:
         workload = workload.with_densities(_densities(workload, densities))
-    return estimate_workload(workload, hw, compression=compression, progress=progress)
+    return estimate_workload(workload, hw, compression=compression, gating=gating,
+                             progress=progress)
 
 
 def estimate_workload(workload: Workload, hw: Hardware, *,
                       compression: Compression = Compression.SIGNIFICANCE_MAP,
+                      gating: Gating = Gating.EITHER,
                       progress: Callable[[Layer], None] | None = None) -> EnergyReport:
     """Map, count and cost every layer of ``workload`` on ``hw``."""
     results = []
@@ -80,7 +87,7 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
             progress(layer)
         key = (layer.shape_key, layer.density)
         if key not in searched:
-            found = best_mapping(layer, hw, compression)
+            found = best_mapping(layer, hw, compression, gating)
             searched[key] = (found.mapping, found.mapped is not layer)
         mapping, lowered = searched[key]
         mapped = lower_to_fc(layer) if lowered else layer
@@ -88,10 +95,10 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
         counts = count_accesses(mapped, mapping)
         results.append(LayerEstimate(
             layer=layer, mapping=mapping, counts=counts,
-            energy=energy_of(counts, mapped, hw, compression),
+            energy=energy_of(counts, mapped, hw, compression, gating),
             mapped_as=mapped if lowered else None))
     return EnergyReport(workload=workload, hardware=hw, compression=compression,
-                        layers=tuple(results))
+                        layers=tuple(results), gating=gating)
 
 
 def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
@@ -110,12 +117,12 @@ def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
                             input_shape=input_shape, measure_density=measure_density)
 
 
-def _compression(value: Compression | str) -> Compression:
+def _option(kind: type[OptionT], value: OptionT | str, label: str) -> OptionT:
     try:
-        return Compression(value)
+        return kind(value)
     except ValueError:
-        choices = ", ".join(c.value for c in Compression)
-        raise InputError(f"unknown compression {value!r}; choose one of {choices}") from None
+        choices = ", ".join(c.value for c in kind)  # type: ignore[attr-defined]
+        raise InputError(f"unknown {label} {value!r}; choose one of {choices}") from None
 
 
 def _precision(bits: int | Precision) -> Precision:

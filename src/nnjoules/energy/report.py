@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.access import AccessCounts
-from nnjoules.energy.cost import Compression, EnergyBreakdown
+from nnjoules.energy.cost import Compression, EnergyBreakdown, Gating
 from nnjoules.energy.dataflow import Mapping
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware
 from nnjoules.energy.workload import Layer, Workload
@@ -102,6 +102,7 @@ class EnergyReport:
     hardware: Hardware
     compression: Compression
     layers: tuple[LayerEstimate, ...]
+    gating: Gating = Gating.EITHER
 
     @property
     def unit(self) -> EnergyUnit:
@@ -171,6 +172,7 @@ class EnergyReport:
             "unit": self.unit.value,
             "dataflow": "row-stationary",
             "compression": self.compression.value,
+            "gating": self.gating.value,
             "hardware": hardware_to_dict(self.hardware),
             "totals": {
                 "energy": self.total(),

@@ -14,8 +14,9 @@ or PEs as it grows:
 
 Ties (equal energy) between strip heights e and batch chunks n go to the mapping with
 most active PEs (the author's tie-break, a throughput proxy); other ties to the first
-candidate in a fixed enumeration order. The result is deterministic. `tests/test_search.py` checks the result against a brute force
-over every legal mapping of small layers.
+candidate in a fixed enumeration order. The result is deterministic.
+`tests/test_search.py` checks the result against a brute force over every legal
+mapping of small layers.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nnjoules.energy.access import batch_strip_terms, channel_terms, filter_terms, rows_read
-from nnjoules.energy.cost import Compression, UnitEnergies, unit_energies
+from nnjoules.energy.cost import Compression, Gating, UnitEnergies, unit_energies
 from nnjoules.energy.dataflow import Mapping, ceil_div, ifmap_rows, rf_violations, violations
 from nnjoules.energy.hardware import Hardware, Level
 from nnjoules.energy.workload import Layer, LayerKind, Operand
@@ -94,7 +95,8 @@ def _energy(terms: tuple[dict, dict], units: UnitEnergies) -> Any:
 
 
 def best_mapping(layer: Layer, hw: Hardware,
-                 compression: Compression = Compression.SIGNIFICANCE_MAP) -> SearchResult:
+                 compression: Compression = Compression.SIGNIFICANCE_MAP,
+                 gating: Gating = Gating.EITHER) -> SearchResult:
     """The legal row-stationary mapping of ``layer`` on ``hw`` with the lowest energy.
 
     A convolution whose windows do not overlap (stride >= filter size, e.g. the 16 x 16
@@ -106,12 +108,12 @@ def best_mapping(layer: Layer, hw: Hardware,
             constraint that even the smallest mapping breaks.
     """
     try:
-        return _search(layer, hw, compression)
+        return _search(layer, hw, unit_energies(layer, hw, compression, gating))
     except MappingError:
         lowered = lower_to_fc(layer)
         if lowered is None:
             raise
-        return _search(lowered, hw, compression)
+        return _search(lowered, hw, unit_energies(lowered, hw, compression, gating))
 
 
 def lower_to_fc(layer: Layer) -> Layer | None:
@@ -135,8 +137,7 @@ def lower_to_fc(layer: Layer) -> Layer | None:
                    stride=(1, 1), padding=(0, 0, 0, 0))
 
 
-def _search(layer: Layer, hw: Hardware, compression: Compression) -> SearchResult:
-    units = unit_energies(layer, hw, compression)
+def _search(layer: Layer, hw: Hardware, units: UnitEnergies) -> SearchResult:
     q_max, p_max = _rf_bounds(layer, hw)
     pe_limit = hw.pe_array.num_pes // layer.R
     q, r = _pairs(layer.C, q_max, pe_limit)

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from nnjoules.energy.workload import Layer
 
 
+_GATING = {"either": "weights or ifmaps", "ifmap": "ifmaps only", "none": "(never)"}
+
+
 def si(value: float) -> str:
     """A number with an SI suffix and four significant digits.
 
@@ -68,7 +71,8 @@ def render_report(report: EnergyReport, *, width: int = 160) -> str:
         f"ofmaps incl. psums {si(operands['psums'])}, computation {si(operands['computation'])}"
         f"  |  data movement {100 * report.data_movement() / total:.1f}% of energy")
     console.print(f"weights {si(report.weights())} ({si(report.nonzero_weights())} non-zero); "
-                  f"DRAM compression: {report.compression.value}; dataflow: row-stationary")
+                  f"DRAM compression: {report.compression.value}; MACs skipped on zero "
+                  f"{_GATING[report.gating.value]}; dataflow: row-stationary")
     if report.workload.unmodelled:
         ops = ", ".join(f"{op.op} x{op.count}" for op in report.workload.unmodelled)
         console.print(f"not modelled (no energy counted): {ops}")
