@@ -1,0 +1,111 @@
+"""`PruneConfig`: every choice of the pruning loop, validated once.
+
+Defaults are our choices, measured on Fashion-MNIST (docs/pruning.md); none is
+attributed to the paper, whose exact values are not known.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nnjoules.errors import InputError
+from nnjoules.prune.restore import RestoreConfig
+
+METHODS = ("energy-aware", "magnitude")
+RANKINGS = ("layer", "global")
+SALIENCIES = ("output", "fisher")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Parameters of a pruning run.
+
+    Attributes:
+        method: ``"energy-aware"`` (energy-ordered layers, output-error restoration and
+            least-squares refit) or ``"magnitude"`` (Han et al., iterative).
+        accuracy_drop: allowed drop of validation top-1 from the reference, as a
+            fraction (0.01 = one percentage point).
+        energy_target: stop once energy <= this fraction of the dense energy, in (0, 1].
+        rounds: most rounds (each: prune every layer, fine-tune, check accuracy).
+        rate: how much each round removes (times the backoff): magnitude: this
+            fraction of the remaining non-zero weights; energy-aware: this fraction of
+            the energy that pruning can still remove (`nnjoules.prune.importance`).
+        energy_exponent: energy-aware only: a weight's output-error score is divided
+            by (energy per weight of its layer) to this power; 0 ignores energy.
+        saliency: energy-aware only: the cost of removing a weight, ``"output"`` (the
+            layer's relative output error) or ``"fisher"`` (the loss change, diagonal
+            Fisher information); see `nnjoules.prune.importance`.
+        ranking: magnitude only: ``"global"`` (one threshold over all layers, removing
+            ``rate`` of all remaining weights) or ``"layer"`` (``rate`` of each layer's).
+        backoff: a round that breaks the accuracy budget is undone and the rate
+            multiplied by this (our addition; the poster's loop stops instead).
+        max_failures: stop after this many undone rounds.
+        min_density: no layer is pruned below this fraction of its weights.
+        energy_batch: batch size N at which energy is estimated.
+        density_images: images on which activation densities are measured.
+        bits: bit-width for the energy estimate (None: 16).
+        compression: DRAM compression of zeros for the energy estimate.
+        seed: every random choice derives from it (and the round and layer).
+        restore: the restoration's parameters.
+    """
+
+    method: str = "energy-aware"
+    accuracy_drop: float = 0.01
+    energy_target: float | None = None
+    rounds: int = 10
+    rate: float = 0.3
+    energy_exponent: float = 1.0
+    saliency: str = "output"
+    ranking: str = "global"
+    backoff: float = 0.5
+    max_failures: int = 2
+    min_density: float = 0.01
+    energy_batch: int = 1
+    density_images: int = 64
+    bits: int | None = None
+    compression: str = "significance-map"
+    seed: int = 0
+    restore: RestoreConfig = field(default_factory=RestoreConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(f"unknown method {self.method!r}; choose {' or '.join(METHODS)}")
+        if self.saliency not in SALIENCIES:
+            raise InputError(f"unknown saliency {self.saliency!r}; choose "
+                             f"{' or '.join(SALIENCIES)}")
+        if self.ranking not in RANKINGS:
+            raise InputError(f"unknown ranking {self.ranking!r}; choose {' or '.join(RANKINGS)}")
+        if not (self.accuracy_drop >= 0 and math.isfinite(self.accuracy_drop)):
+            raise InputError(f"accuracy budget must be a non-negative number, got "
+                             f"{self.accuracy_drop}")
+        if self.accuracy_drop > 1:
+            raise InputError(f"accuracy budget is a fraction (0.01 = 1 point), got "
+                             f"{self.accuracy_drop}")
+        if self.energy_target is not None and not 0 < self.energy_target <= 1:
+            raise InputError(f"energy target must lie in (0, 1] (a fraction of the dense "
+                             f"energy), got {self.energy_target}")
+        if self.rounds < 1 or self.max_failures < 0:
+            raise InputError("rounds must be positive and max_failures non-negative")
+        if not 0 < self.rate < 1:
+            raise InputError(f"rate must lie in (0, 1), got {self.rate}")
+        if not 0 < self.backoff < 1:
+            raise InputError(f"backoff must lie in (0, 1), got {self.backoff}")
+        if not (self.energy_exponent >= 0 and math.isfinite(self.energy_exponent)):
+            raise InputError(f"energy exponent must be non-negative, got {self.energy_exponent}")
+        if not 0 <= self.min_density < 1:
+            raise InputError(f"min_density must lie in [0, 1), got {self.min_density}")
+        if self.energy_batch < 1 or self.density_images < 1:
+            raise InputError("energy_batch and density_images must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for checkpoints and JSON)."""
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> PruneConfig:
+        """Inverse of `to_dict`."""
+        values = dict(data)
+        values["restore"] = RestoreConfig(**values.get("restore", {}))
+        return PruneConfig(**values)

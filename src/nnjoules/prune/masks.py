@@ -1,0 +1,141 @@
+"""Masks in the convention of ``torch.nn.utils.prune``: ``weight_orig`` and ``weight_mask``.
+
+A pruned layer keeps its trainable ``weight_orig`` and a ``weight_mask`` buffer of
+ones and zeros; a forward pre-hook sets ``weight = weight_orig * weight_mask``.
+``prune.remove`` (`make_permanent`) folds the mask in. Users' own tools that know this
+convention keep working on our models, and ours on theirs.
+
+Prunable layers are ``nn.Conv2d`` (any groups, zero padding or not) and ``nn.Linear``;
+biases are never pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import prune
+
+from nnjoules.errors import InputError
+
+PRUNABLE = (nn.Conv2d, nn.Linear)
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Conv2d and Linear modules by module path, in definition order.
+
+    Raises:
+        InputError: the model has none.
+    """
+    layers: dict[str, nn.Module] = {name: m for name, m in model.named_modules()
+                                    if isinstance(m, PRUNABLE)}
+    if not layers:
+        raise InputError(f"model {type(model).__name__} has no prunable layer "
+                         "(nn.Conv2d or nn.Linear)")
+    return layers
+
+
+def ensure_masks(model: nn.Module, names: list[str] | None = None) -> dict[str, nn.Module]:
+    """Give every prunable layer (or those named) a mask of ones if it has none yet."""
+    layers = prunable_layers(model)
+    chosen = {n: layers[n] for n in names} if names is not None else layers
+    for module in chosen.values():
+        if not prune.is_pruned(module) or not hasattr(module, "weight_mask"):
+            prune.identity(module, "weight")
+        refresh(module)
+    return chosen
+
+
+def clone(model: nn.Module) -> nn.Module:
+    """A deep copy of a model whose layers may be masked (``copy.deepcopy`` refuses the
+    non-leaf ``weight`` tensors that the pruning hooks leave behind)."""
+    import copy
+
+    for module in model.modules():
+        if isinstance(getattr(module, "weight_mask", None), Tensor):
+            refresh(module)
+    return copy.deepcopy(model)
+
+
+def refresh(module: nn.Module) -> None:
+    """Recompute ``weight`` from ``weight_orig * weight_mask`` outside autograd."""
+    orig, mask = module.weight_orig, module.weight_mask
+    assert isinstance(orig, Tensor) and isinstance(mask, Tensor)
+    with torch.no_grad():
+        module.weight = orig * mask
+
+
+def mask_of(module: nn.Module) -> Tensor:
+    """The layer's mask (ones when it is not pruned)."""
+    mask = getattr(module, "weight_mask", None)
+    if isinstance(mask, Tensor):
+        return mask
+    weight = module.weight
+    assert isinstance(weight, Tensor)
+    return torch.ones_like(weight)
+
+
+def weight_of(module: nn.Module) -> Tensor:
+    """The effective weight (``weight_orig * weight_mask`` for a pruned layer), detached."""
+    orig = getattr(module, "weight_orig", None)
+    if isinstance(orig, Tensor):
+        return (orig * mask_of(module)).detach()
+    weight = module.weight
+    assert isinstance(weight, Tensor)
+    return weight.detach()
+
+
+@torch.no_grad()
+def set_weight(module: nn.Module, weight: Tensor, mask: Tensor) -> None:
+    """Set a masked layer's values and mask (``ensure_masks`` must have run)."""
+    orig = module.weight_orig
+    assert isinstance(orig, Tensor)
+    mask_buf = module.weight_mask
+    assert isinstance(mask_buf, Tensor)
+    mask_buf.copy_(mask.to(mask_buf))
+    orig.copy_((weight * mask).to(orig))
+    refresh(module)
+
+
+def nonzero_counts(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """(non-zero weights, weights) per prunable layer."""
+    return {name: (int(torch.count_nonzero(weight_of(m))), weight_of(m).numel())
+            for name, m in prunable_layers(model).items()}
+
+
+def make_permanent(model: nn.Module) -> nn.Module:
+    """Fold every mask into its weight (``prune.remove``); returns the model."""
+    for module in prunable_layers(model).values():
+        if prune.is_pruned(module) and hasattr(module, "weight_mask"):
+            prune.remove(module, "weight")
+    return model
+
+
+def masked_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """A CPU copy of the state dict (masked layers keep ``weight_orig``/``weight_mask``)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def load_masked_state(model: nn.Module, state: Mapping[str, Any]) -> nn.Module:
+    """Load a state dict that may hold ``*.weight_orig``/``*.weight_mask`` pairs into a
+    model (masks are added to the layers that need them); returns the model.
+
+    Raises:
+        InputError: the state does not fit the model.
+    """
+    masked = [k[: -len(".weight_mask")] for k in state if k.endswith(".weight_mask")]
+    layers = prunable_layers(model)
+    unknown = [n for n in masked if n not in layers]
+    if unknown:
+        raise InputError(f"saved masks for layers the model lacks: {unknown}")
+    ensure_masks(model, masked)
+    try:
+        model.load_state_dict(dict(state))
+    except RuntimeError as err:
+        raise InputError(f"saved weights do not fit model {type(model).__name__}: {err}") \
+            from None
+    for name in masked:
+        refresh(layers[name])
+    return model

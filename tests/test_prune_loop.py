@@ -1,0 +1,185 @@
+"""The pruning loop: budgets, undo and backoff, the baseline, determinism and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nnjoules.errors import InputError
+from nnjoules.prune import PruneConfig, Pruner, RestoreConfig, TrainConfig, prune
+from nnjoules.prune.finetune import evaluate, train
+from nnjoules.prune.masks import nonzero_counts
+from prune_helpers import tiny_model, tiny_task
+
+FAST = PruneConfig(rounds=3, rate=0.4, density_images=8,
+                   restore=RestoreConfig(samples=96, positions=8))
+FT = TrainConfig(epochs=0.5, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def trained() -> nn.Module:
+    model = tiny_model()
+    train(model, tiny_task(600), TrainConfig(epochs=3, lr=0.1), seed=0)
+    return model
+
+
+def run(model: nn.Module, **kwargs: object) -> object:
+    data = tiny_task(600)
+    val = tiny_task(300, seed=1)
+    options: dict[str, object] = {"config": FAST, "finetune": FT, "reference": "given"}
+    options.update(kwargs)
+    return prune(model, data, val, **options)  # type: ignore[arg-type]
+
+
+def clone(model: nn.Module) -> nn.Module:
+    from nnjoules.prune.masks import clone as clone_masked
+
+    return clone_masked(model)
+
+
+def test_energy_aware_run_meets_budget_and_records_history(trained: nn.Module) -> None:
+    result = run(clone(trained), method="energy-aware", accuracy_drop=0.05)
+    assert result.history[0].round == 0 and result.history[0].density == 1.0
+    assert len(result.history) == 4 and result.stop_reason == "round limit"
+    final = result.final
+    assert final.accuracy >= result.accuracy_floor
+    assert final.energy < result.dense.energy and final.nonzero_weights < final.weights
+    assert final.nonskipped_macs < result.dense.nonskipped_macs
+    assert [layer.name for layer in final.layers] == ["features.0", "features.3", "classifier"]
+    assert all(r.layers[0].output_error is not None for r in result.history[1:] if r.accepted)
+    counts = nonzero_counts(result.model)
+    assert sum(c[0] for c in counts.values()) == final.nonzero_weights
+    assert result.to_dict()["final"]["energy_reduction"] == pytest.approx(
+        result.energy_reduction())
+
+
+def test_layers_are_pruned_in_energy_order(trained: nn.Module) -> None:
+    model = clone(trained)
+    pruner = Pruner(model, tiny_task(100), evaluate=lambda m: 1.0, finetune=lambda m: None,
+                    config=FAST)
+    report = pruner.meter.report(model)
+    order, keep = pruner._keep_counts(0.4)
+    energy = report.by_layer()
+    assert order == sorted(energy, key=lambda n: -energy[n])
+    floor = pruner.meter.floor_report(model, report).by_layer()
+    removable = {n: energy[n] - floor[n] for n in energy}
+    counts = nonzero_counts(model)
+    removed = sum(removable[n] / counts[n][0] * (counts[n][0] - keep[n]) for n in keep)
+    largest = max(removable[n] / counts[n][0] for n in keep)
+    assert 0.4 * sum(removable.values()) <= removed <= 0.4 * sum(removable.values()) + largest
+
+
+def test_magnitude_baseline_global_and_layer(trained: nn.Module) -> None:
+    glob = run(clone(trained), method="magnitude", accuracy_drop=1.0)
+    layer = run(clone(trained), method="magnitude", accuracy_drop=1.0,
+                config=PruneConfig(**{**FAST.to_dict(), "restore": FAST.restore,
+                                      "ranking": "layer"}))
+    for record in layer.history[1:]:
+        # per-layer ranking: every layer keeps 60% of its non-zeros each round
+        expected = [round(0.6 ** record.round * lay.weights) for lay in record.layers]
+        assert [lay.nonzero_weights for lay in record.layers] == pytest.approx(expected, abs=2)
+    first = glob.history[1]
+    assert first.nonzero_weights == pytest.approx(0.6 * first.weights, abs=2)
+    assert len({round(lay.density, 2) for lay in first.layers}) > 1  # one global threshold
+
+
+def test_undone_rounds_back_off_and_stop(trained: nn.Module) -> None:
+    model = clone(trained)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    scripted = iter([0.90, 0.50, 0.89, 0.10, 0.10])
+    pruner = Pruner(model, tiny_task(100), evaluate=lambda m: next(scripted),
+                    finetune=lambda m: None,
+                    config=PruneConfig(**{**FAST.to_dict(), "restore": FAST.restore,
+                                          "rounds": 10, "max_failures": 2,
+                                          "accuracy_drop": 0.02}))
+    first = pruner.step()
+    assert not first.accepted and pruner.rate_scale == 0.5
+    kept = {k: v for k, v in model.state_dict().items() if not k.endswith("_mask")}
+    for key, value in kept.items():  # the undone round left the model as it was
+        assert torch.equal(value, start[key.replace("_orig", "")])
+    second = pruner.step()
+    assert second.accepted and second.rate == pytest.approx(0.2)
+    pruner.step()
+    assert not pruner.done
+    pruner.step()
+    assert pruner.done and "accuracy budget" in pruner.stop_reason
+    assert pruner.result().final.round == 2
+    with pytest.raises(InputError, match="stopped"):
+        pruner.step()
+
+
+def test_energy_target_stops_the_run(trained: nn.Module) -> None:
+    result = run(clone(trained), method="magnitude", accuracy_drop=1.0, energy_target=0.999)
+    assert result.stop_reason == "energy target met" and len(result.history) == 2
+
+
+def test_same_seed_same_numbers(trained: nn.Module) -> None:
+    a = run(clone(trained), method="energy-aware", accuracy_drop=1.0)
+    b = run(clone(trained), method="energy-aware", accuracy_drop=1.0)
+    assert [r.to_dict() | {"seconds": 0} for r in a.history] == \
+        [r.to_dict() | {"seconds": 0} for r in b.history]
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items(),
+                                  strict=True):
+        assert ka == kb and torch.equal(va, vb)
+
+
+def test_resume_after_interruption_equals_uninterrupted(trained: nn.Module,
+                                                        tmp_path: Path) -> None:
+    whole = run(clone(trained), method="energy-aware", accuracy_drop=1.0,
+                checkpoint_dir=tmp_path / "whole")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(record: object) -> None:
+        if record.round == 2:  # type: ignore[attr-defined]
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(clone(trained), method="energy-aware", accuracy_drop=1.0,
+            checkpoint_dir=tmp_path / "cut", on_step=kill_after_two)
+    resumed = run(clone(trained), method="energy-aware", accuracy_drop=1.0,
+                  checkpoint_dir=tmp_path / "cut", resume=True)
+    assert [r.to_dict() | {"seconds": 0} for r in resumed.history] == \
+        [r.to_dict() | {"seconds": 0} for r in whole.history]
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key])
+
+
+def test_user_driven_steps(trained: nn.Module) -> None:
+    """A user's own loops: evaluate and finetune callables, stepping by hand."""
+    data, val = tiny_task(300), tiny_task(200, seed=1)
+    model = clone(trained)
+    calls = []
+
+    def my_finetune(m: nn.Module) -> None:
+        calls.append(pruner.round)
+        train(m, data, FT, seed=pruner.round)
+
+    pruner = Pruner(model, data, evaluate=lambda m: evaluate(m, val), finetune=my_finetune,
+                    config=FAST)
+    while not pruner.done:
+        pruner.step()
+    assert calls == [1, 2, 3]
+    assert pruner.result().final.accuracy >= pruner.accuracy_floor
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"accuracy_drop": -0.01}, "accuracy budget must be a non-negative"),
+    ({"energy_target": 0.0}, r"energy target must lie in \(0, 1\]"),
+    ({"energy_target": 1.5}, r"energy target must lie in \(0, 1\]"),
+    ({"method": "random"}, "unknown method"),
+])
+def test_bad_budgets_are_input_errors(trained: nn.Module, kwargs: dict[str, object],
+                                      message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        run(clone(trained), **kwargs)
+
+
+def test_model_without_prunable_layer_is_an_input_error() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.ReLU())
+    with pytest.raises(InputError, match="no prunable layer"):
+        prune(model, tiny_task(10), tiny_task(10))
