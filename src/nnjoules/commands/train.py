@@ -1,0 +1,118 @@
+"""``nnjoules train [MODEL]``: train a built-in CNN deterministically; write a model file.
+
+The shipped checkpoint of the default model was made with this command (see
+docs/pruning.md for the exact line and its accuracy). The data options defined here
+are shared with ``prune`` and ``demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from nnjoules.errors import InputError
+
+log = logging.getLogger("nnjoules")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``train`` subcommand."""
+    p = sub.add_parser("train", help="train a built-in CNN (deterministic)",
+                       description="Train a built-in CNN (lenet5, vgg-small) on Fashion-MNIST "
+                       "or an image folder, deterministically, and write a model file with a "
+                       "JSON sidecar (accuracy, command, SHA-256).")
+    p.add_argument("model", nargs="?", default="lenet5", metavar="MODEL",
+                   help="built-in model: lenet5 (default) or vgg-small")
+    p.add_argument("--epochs", type=float, default=10.0, help="epochs [10]")
+    p.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine) [0.05]")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum [0.9]")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay [5e-4]")
+    p.add_argument("--batch-size", type=int, default=128, help="batch size [128]")
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
+    p.add_argument("--half", action="store_true", help="store the weights in float16")
+    add_data_options(p)
+    p.set_defaults(run=_run)
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """Dataset, limits, device and seed options shared by train, prune and demo."""
+    p.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "imagefolder"],
+                   help="dataset [fashion-mnist]")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of the Fashion-MNIST IDX files, or the image folder "
+                   "(default: the Debian package's /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--download", action="store_true",
+                   help="download Fashion-MNIST through torchvision if not found")
+    p.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
+    p.add_argument("--val-limit", type=int, default=None, help="use the first N validation images")
+    p.add_argument("--test-limit", type=int, default=None, help="use the first N test images")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto [auto]")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice [0]")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def load_splits(args: argparse.Namespace) -> Any:
+    """The `DataSplits` the data options name."""
+    from nnjoules.data import load_data
+
+    return load_data(args.data, args.data_dir, train_limit=args.train_limit,
+                     val_limit=args.val_limit, test_limit=args.test_limit,
+                     download=args.download)
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as typed (for the records written next to results)."""
+    return "nnjoules " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from nnjoules.models.builtin import build_model
+    from nnjoules.prune.bars import bars
+    from nnjoules.prune.finetune import (
+        TrainConfig,
+        evaluate,
+        init_distributed_from_env,
+        is_main_rank,
+        train,
+    )
+    from nnjoules.prune.modelio import save_model
+
+    if args.out.suffix != ".pt":
+        raise InputError(f"{args.out}: the model file should end in .pt")
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, momentum=args.momentum,
+                         weight_decay=args.weight_decay, batch_size=args.batch_size,
+                         schedule="cosine")
+    init_distributed_from_env()
+    splits = load_splits(args)
+    model = build_model(args.model, num_classes=splits.num_classes,
+                        in_channels=splits.input_shape[0], seed=args.seed)
+    began = time.perf_counter()
+    with bars(quiet=args.quiet) as ui:
+        ui.label = f"training {args.model}"
+        ui.note(f"training {args.model} for {args.epochs:g} epochs on {splits.describe()}")
+        train(model, splits.train, config, seed=args.seed, device=args.device,
+              progress=ui.batches)
+    seconds = time.perf_counter() - began
+    val = evaluate(model, splits.val, device=args.device)
+    test = evaluate(model, splits.test, device=args.device)
+    info = {"command": command_line(), "dataset": splits.describe(), "epochs": args.epochs,
+            "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
+            "batch_size": args.batch_size, "schedule": "cosine", "seed": args.seed,
+            "val_accuracy": val, "test_accuracy": test, "train_seconds": round(seconds, 1),
+            "torch": str(torch.__version__)}
+    if not is_main_rank():
+        return 0
+    model.to("cpu")
+    digest = save_model(args.out, model, name=args.model, num_classes=splits.num_classes,
+                        in_channels=splits.input_shape[0], info=info, half=args.half)
+    print(f"{args.model}: validation accuracy {100 * val:.2f}%, test accuracy {100 * test:.2f}% "
+          f"after {args.epochs:g} epochs ({seconds:.0f} s)")
+    print(f"wrote {args.out} (sha256 {digest[:16]}...) and {args.out}.json")
+    return 0
