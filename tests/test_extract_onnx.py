@@ -282,3 +282,35 @@ def test_exported_torchvision_matches_torch(tmp_path: Path, name: str) -> None:
     expected = workload_from_module(model, torch.randn(1, 3, 224, 224), measure_density=False)
     assert (got.macs, len(got)) == (expected.macs, len(expected))
     assert shapes(got) == shapes(expected)
+
+
+def _fc_with_external_weights(tmp_path):
+    """A one-Gemm graph whose half-zero weight lives in an external data file."""
+    weight = np.zeros((64, 32), dtype=np.float32)
+    weight[::2] = 1.0
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "fc.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="fc.data",
+                    size_threshold=0)
+    return path
+
+
+def test_external_weight_data_is_read_when_present(tmp_path):
+    workload = workload_from_onnx(_fc_with_external_weights(tmp_path))
+    (layer,) = workload.layers
+    assert (layer.C, layer.M) == (32, 64)
+    assert layer.density.weights == 0.5
+
+
+def test_missing_external_weight_data_still_gives_shapes(tmp_path, caplog):
+    path = _fc_with_external_weights(tmp_path)
+    (tmp_path / "fc.data").unlink()
+    workload = workload_from_onnx(path)
+    (layer,) = workload.layers
+    assert (layer.C, layer.M, layer.density.weights) == (32, 64, 1.0)
+    assert "external weight data not loaded" in caplog.text

@@ -20,6 +20,7 @@ Decisions:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -28,13 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import external_data_helper, numpy_helper
 
 from nnjoules.energy.extract.sparsity import tensor_stats
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
 from nnjoules.errors import InputError, ModelLoadError
 
 __all__ = ["FREE_OPS", "workload_from_onnx"]
+
+log = logging.getLogger(__name__)
 
 FREE_OPS = frozenset({
     "Identity", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split",
@@ -239,12 +242,23 @@ def _load(path: Path) -> onnx.ModelProto:
     if not path.is_file():
         raise ModelLoadError(f"ONNX file {str(path)!r} does not exist")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning ... on garbage
         raise ModelLoadError(f"{str(path)!r} is not an ONNX model: {exc}") from exc
     if model.ir_version <= 0 or not model.graph.node:
         raise ModelLoadError(f"{str(path)!r} is not an ONNX model: it holds no graph nodes")
+    try:
+        external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+        # Shapes need no weight values: go on, with those weights' densities unknown (1.0).
+        log.warning("%s: external weight data not loaded (%s); weight densities of the "
+                    "layers using it are taken as 1.0", path, exc)
     return model
+
+
+def _is_external(tensor: onnx.TensorProto) -> bool:
+    """Whether the tensor's values live in a file that was not loaded."""
+    return tensor.data_location == onnx.TensorProto.EXTERNAL
 
 
 def _fix_input_shapes(inputs: list[onnx.ValueInfoProto], batch: int | None,
@@ -367,7 +381,7 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
     for name, op_type, p in found.products:
         density = Density()
         source = sources.get(p.weights or "")
-        if source is not None:
+        if source is not None and not _is_external(tensors[source]):
             if source not in cache:
                 cache[source] = tensor_stats(numpy_helper.to_array(tensors[source]))
             weights, pairs = cache[source]
