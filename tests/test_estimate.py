@@ -9,7 +9,7 @@ import pytest
 
 import nnjoules
 from nnjoules.energy.access import count_accesses
-from nnjoules.energy.cost import Compression, energy_of, expected_rlc_pairs
+from nnjoules.energy.cost import Compression, Gating, energy_of, expected_rlc_pairs
 from nnjoules.energy.dataflow import Mapping
 from nnjoules.energy.hardware import Level, eyeriss
 from nnjoules.energy.workload import Density, Layer, LayerKind, Operand, Precision, Workload
@@ -129,3 +129,17 @@ def test_gating_rules_skip_macs_and_the_rf_accesses_serving_them(gating, execute
     assert rf[Operand.WEIGHTS] == pytest.approx(item.counts.read(Level.RF, Operand.WEIGHTS)
                                                 * executed)
     assert report.to_dict()["gating"] == gating
+
+
+def test_sweep_passes_gating_through():
+    from nnjoules.energy.estimate import estimate_workload
+    from nnjoules.energy.sweep import sweep
+
+    sparse = Workload("sparse", (CONV.with_density(Density(weights=0.5, ifmaps=0.25)),))
+    direct = estimate_workload(sparse, eyeriss(), gating=Gating.IFMAP)
+    swept = sweep(sparse, {"bits": ["16"]}, gating="ifmap")
+    assert swept.points[0].totals.energy == pytest.approx(direct.total())
+    assert swept.points[0].totals.nonskipped_macs == pytest.approx(CONV.macs * 0.25)
+    assert estimate_workload(sparse, eyeriss()).total() != pytest.approx(direct.total())
+    with pytest.raises(InputError, match="unknown gating 'all'"):
+        sweep(sparse, {"bits": ["16"]}, gating="all")

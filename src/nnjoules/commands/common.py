@@ -15,8 +15,8 @@ from nnjoules.errors import InputError
 
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
-    """``--batch --bits --input-shape --compression --dense --seed``, as for ``estimate``."""
-    from nnjoules.energy.cost import Compression
+    """``--batch --bits --input-shape --compression --gating --dense --seed``."""
+    from nnjoules.energy.cost import Compression, Gating
 
     parser.add_argument("--batch", type=positive_int, default=None, help="batch size N [1]")
     parser.add_argument("--bits", type=bits, default=None,
@@ -26,6 +26,10 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", choices=[c.value for c in Compression],
                         default=Compression.SIGNIFICANCE_MAP.value,
                         help="DRAM compression of zeros [significance-map]")
+    parser.add_argument("--gating", choices=[g.value for g in Gating],
+                        default=Gating.EITHER.value,
+                        help="which zero operands skip a MAC: either (the analytical tool), "
+                        "ifmap (the Eyeriss chip's zero buffer) or none [either]")
     parser.add_argument("--dense", action="store_true",
                         help="do not measure densities (all operands dense)")
     parser.add_argument("--seed", type=int, default=0,

@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from nnjoules.commands.options import bits, positive_int, read_densities, shape
+from nnjoules.commands.common import add_workload_options
+from nnjoules.commands.options import read_densities
 from nnjoules.errors import InputError
 
 log = logging.getLogger("nnjoules")
@@ -15,31 +16,16 @@ log = logging.getLogger("nnjoules")
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``estimate`` subcommand."""
-    from nnjoules.energy.cost import Compression
-
     est = sub.add_parser("estimate", help="per-layer energy of a network",
                          description="Estimate the energy of MODEL: a torchvision model name "
                          "(random weights), an .onnx file or package.module:factory.")
     est.add_argument("model", metavar="MODEL")
     est.add_argument("--hardware", default="eyeriss",
                      help="preset (eyeriss, eyeriss-isca2016) or YAML file [eyeriss]")
-    est.add_argument("--batch", type=positive_int, default=None, help="batch size N [1]")
-    est.add_argument("--bits", type=bits, default=None,
-                     help="bit-width for all operands (8) or weights,ifmaps,ofmaps (8,8,16)")
-    est.add_argument("--input-shape", type=shape, default=None,
-                     help="per-item input shape, e.g. 3,224,224")
-    est.add_argument("--compression", choices=[c.value for c in Compression],
-                     default=Compression.SIGNIFICANCE_MAP.value,
-                     help="DRAM compression of zeros [significance-map]")
-    est.add_argument("--gating", choices=["either", "ifmap", "none"], default="either",
-                     help="which zero operands skip a MAC: either (the analytical tool), "
-                     "ifmap (the Eyeriss chip's zero buffer) or none [either]")
+    add_workload_options(est)
     est.add_argument("--densities", type=Path, default=None,
                      help="JSON file of per-layer density overrides: "
                      '{"layer": {"weights": 0.4, "ifmaps": 0.5}}')
-    est.add_argument("--dense", action="store_true",
-                     help="do not measure densities (all operands dense)")
-    est.add_argument("--seed", type=int, default=0, help="seed of random weights and inputs")
     est.add_argument("--json", type=Path, default=None, metavar="PATH",
                      help="also write the report as JSON (schema: docs/report-json.md)")
     est.add_argument("--csv", type=Path, default=None, metavar="PATH",

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnjoules.energy.cost import Compression
+from nnjoules.energy.cost import Compression, Gating
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.summary import Totals
 from nnjoules.energy.sweep_params import PARAMETERS as PARAMETERS
@@ -68,6 +68,7 @@ class PointTask:
     workload: Workload
     hardware: Hardware
     compression: Compression
+    gating: Gating = Gating.EITHER
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def evaluate_point(task: PointTask) -> PointOutcome:
     from nnjoules.energy.estimate import estimate_workload
 
     try:
-        report = estimate_workload(task.workload, task.hardware, compression=task.compression)
+        report = estimate_workload(task.workload, task.hardware, compression=task.compression,
+                                   gating=task.gating)
     except MappingError as err:
         return PointOutcome(task.index, None, str(err))
     return PointOutcome(task.index, Totals.of(report), None)
@@ -95,8 +97,9 @@ WorkloadSource = Workload | Callable[[int], Workload]
 
 def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
           hardware: str | Path | Hardware = "eyeriss",
-          compression: Compression | str = Compression.SIGNIFICANCE_MAP, batch: int = 1,
-          jobs: int = 1, progress: Callable[[int, int], None] | None = None) -> Sweep:
+          compression: Compression | str = Compression.SIGNIFICANCE_MAP,
+          gating: Gating | str = Gating.EITHER, batch: int = 1, jobs: int = 1,
+          progress: Callable[[int, int], None] | None = None) -> Sweep:
     """Estimate ``workload`` at every point of ``grid``.
 
     Args:
@@ -107,6 +110,7 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
             parameter varying fastest.
         hardware: the base hardware (preset name, YAML file or `Hardware`).
         compression: DRAM compression where ``compression`` is not swept.
+        gating: which zero operands skip a MAC (``either``, ``ifmap``, ``none``).
         batch: the batch size the workload was (or is to be) extracted at.
         jobs: worker processes (1: run here).
         progress: called as ``progress(done, total)`` after each point.
@@ -135,8 +139,12 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
         points.append((settings, apply_hardware(base, settings), settings.get("batch", batch)))
     workloads = _workloads(workload, parsed.get("batch", (batch,)),
                            batch_swept="batch" in parsed)
+    try:
+        gating = Gating(gating)
+    except ValueError:
+        raise InputError(f"unknown gating {gating!r}; choose either, ifmap or none") from None
     tasks = [PointTask(index, apply_precision(workloads[b], settings), hw,
-                       settings.get("compression", base_compression))
+                       settings.get("compression", base_compression), gating)
              for index, (settings, hw, b) in enumerate(points)]
     outcomes = run_points(tasks, jobs=jobs, progress=progress)
     name = next(iter(workloads.values())).name
