@@ -55,7 +55,8 @@ def smallest_per_ceiling(total: int) -> list[int]:
     >>> smallest_per_ceiling(10)
     [1, 2, 3, 4, 5, 10]
     """
-    return sorted({ceil_div(total, k) for k in range(1, total + 1)})
+    k = np.arange(1, total + 1, dtype=np.int64)
+    return [int(x) for x in np.unique(-(-total // k))]
 
 
 @lru_cache(maxsize=4096)
