@@ -36,3 +36,8 @@ def tiny_task(n: int = 600, seed: int = 0) -> ImageTensorDataset:
 def tiny_model(seed: int = 0) -> TinyNet:
     torch.manual_seed(seed)
     return TinyNet()
+
+
+def no_prunable_model() -> nn.Module:
+    """A model without any Conv2d or Linear (for the error path)."""
+    return nn.Sequential(nn.Flatten(), nn.ReLU())

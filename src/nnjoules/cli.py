@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from nnjoules.errors import NNJoulesError
 
 # Modules under nnjoules.commands, each with ``register(subparsers)``.
-COMMANDS = ("estimate", "compare", "sweep", "train", "prune")
+COMMANDS = ("estimate", "compare", "sweep", "train", "prune", "demo")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

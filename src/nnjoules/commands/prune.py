@@ -51,9 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def add_prune_options(p: argparse.ArgumentParser) -> None:
     """Algorithm, budget and energy options (shared with ``demo``)."""
-    from nnjoules.prune.config import PruneConfig
-    from nnjoules.prune.finetune import TrainConfig
-    from nnjoules.prune.restore import RestoreConfig
+    from nnjoules.prune.config import PruneConfig, RestoreConfig, TrainConfig
 
     c, f, r = PruneConfig(), TrainConfig(), RestoreConfig()
     p.add_argument("--method", choices=["energy-aware", "magnitude"], default=c.method,
@@ -97,9 +95,7 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
 
 def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
     """(PruneConfig, TrainConfig) from stored options."""
-    from nnjoules.prune.config import PruneConfig
-    from nnjoules.prune.finetune import TrainConfig
-    from nnjoules.prune.restore import RestoreConfig
+    from nnjoules.prune.config import PruneConfig, RestoreConfig, TrainConfig
 
     restore = RestoreConfig(samples=opts["samples"], positions=opts["positions"],
                             overshoot=opts["overshoot"])
@@ -146,9 +142,11 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     from nnjoules.prune.api import prune
     from nnjoules.prune.bars import bars, round_line
     from nnjoules.prune.finetune import is_main_rank
+    from nnjoules.prune.masks import prunable_layers
     from nnjoules.prune.modelio import resolve_trained, save_model
 
     name, model = resolve_trained(opts["model"])
+    prunable_layers(model)  # a clear error before anything runs
     done = {"n": 0}
     with bars(quiet=args.quiet) as ui:
         ui.label = f"fine-tuning ({cfg.method})"

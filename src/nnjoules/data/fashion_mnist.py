@@ -37,7 +37,6 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
            "Sneaker", "Bag", "Ankle boot")
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-TRAIN_SIZE = 60_000
 
 
 def find_fashion_mnist(root: str | Path | None = None, *, download: bool = False) -> Path:
@@ -90,14 +89,16 @@ def fashion_mnist_splits(root: str | Path | None = None, *, val_size: int = 10_0
                          test_limit: int | None = None, download: bool = False) -> DataSplits:
     """Train / validation / test splits (see the module docstring); ``*_limit`` keeps the
     first items of a split only (for quick runs and tests)."""
-    if not 0 < val_size < TRAIN_SIZE:
-        raise InputError(f"val_size must lie in (0, {TRAIN_SIZE}), got {val_size}")
+    if val_size < 1:
+        raise InputError(f"val_size must be positive, got {val_size}")
     for name, limit in (("train_limit", train_limit), ("val_limit", val_limit),
                         ("test_limit", test_limit)):
         if limit is not None and limit < 1:
             raise InputError(f"{name} must be positive, got {limit}")
     full = load_fashion_mnist(root, split="train", download=download)
     test = load_fashion_mnist(root, split="test", download=download)
+    if len(full) <= val_size:
+        raise InputError(f"{len(full)} training images cannot give {val_size} to validation")
     cut = len(full) - val_size
     train = full.subset(0, min(cut, train_limit) if train_limit else cut)
     val = full.subset(cut, cut + val_limit if val_limit else None)

@@ -2,7 +2,7 @@
 
 Densities are measured on ``density_inputs`` (real images: ifmap sparsity depends
 on the data; weight density includes the masks); the energy is then that of a batch
-of ``batch`` items (default 1: one image at a time, as an edge device runs). Report
+of ``batch`` items (`PruneConfig.energy_batch`). Report
 layers are named by module path; a module called more than once appears as
 ``name``, ``name#1`` ... and its energies are summed.
 """
@@ -25,7 +25,7 @@ class EnergyMeter:
 
     density_inputs: Tensor
     hardware: Any = "eyeriss"  # preset name, YAML path or Hardware
-    batch: int = 1
+    batch: int = 16
     bits: Any = None  # int | Precision | None
     compression: str = "significance-map"
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,38 +28,9 @@ from torch import Tensor, nn
 from torch.utils.data import default_collate
 
 from nnjoules.errors import InputError
+from nnjoules.prune.config import TrainConfig as TrainConfig
 
 Progress = Callable[[int, int], None]  # (batches done, batches in total)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """SGD with momentum; ``schedule`` ``"constant"`` or ``"cosine"`` (to zero at the end).
-
-    Defaults are those of our fine-tuning between pruning rounds (our choice, measured
-    on Fashion-MNIST; the paper's values are not known).
-    """
-
-    epochs: float = 0.5
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    schedule: str = "constant"
-
-    def __post_init__(self) -> None:
-        if not (self.epochs >= 0 and math.isfinite(self.epochs)):
-            raise InputError(f"epochs must be a non-negative number, got {self.epochs}")
-        if not self.lr > 0:
-            raise InputError(f"learning rate must be positive, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise InputError(f"momentum must lie in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise InputError(f"weight decay must be non-negative, got {self.weight_decay}")
-        if self.batch_size < 1:
-            raise InputError(f"batch size must be positive, got {self.batch_size}")
-        if self.schedule not in ("constant", "cosine"):
-            raise InputError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

@@ -43,27 +43,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from nnjoules.errors import InputError
-
-
-@dataclass(frozen=True)
-class RestoreConfig:
-    """Parameters of the restoration; every default is our choice (see module docstring)."""
-
-    samples: int = 1024
-    positions: int = 16
-    overshoot: float = 1.0
-    restore_steps: int = 4
-    ridge: float = 1e-4
-    refit: bool = True
-    chunk: int = 256  # images per forward pass while collecting statistics
-
-    def __post_init__(self) -> None:
-        if self.samples < 1 or self.positions < 1 or self.restore_steps < 1 or self.chunk < 1:
-            raise InputError("samples, positions, restore_steps and chunk must be positive")
-        if not (self.overshoot >= 0 and math.isfinite(self.overshoot)):
-            raise InputError(f"overshoot must be a non-negative number, got {self.overshoot}")
-        if not (self.ridge > 0 and math.isfinite(self.ridge)):
-            raise InputError(f"ridge must be a positive number, got {self.ridge}")
+from nnjoules.prune.config import RestoreConfig as RestoreConfig
 
 
 @dataclass(frozen=True)
@@ -209,7 +189,7 @@ def refit(stats: LayerStats, support: Tensor, *, ridge: float = 1e-4) -> Tensor:
             idx = support[g, :, m].nonzero().flatten()
             if idx.numel() == 0:
                 continue
-            h = gram[g][idx][:, idx]
+            h = gram[g].index_select(0, idx).index_select(1, idx)
             h.diagonal().add_(lam)
             out[g, idx, m] = _solve_spd(h, cross[g, idx, m, None])[:, 0]
     return out
