@@ -56,10 +56,13 @@ def test_energy_aware_run_meets_budget_and_records_history(trained: nn.Module) -
         result.energy_reduction())
 
 
-def test_layers_are_pruned_in_energy_order(trained: nn.Module) -> None:
+@pytest.mark.parametrize("allocation", ["energy", "saliency"])
+def test_layers_are_pruned_in_energy_order(trained: nn.Module, allocation: str) -> None:
     model = clone(trained)
+    config = PruneConfig(**{**FAST.to_dict(), "restore": FAST.restore,
+                            "allocation": allocation})
     pruner = Pruner(model, tiny_task(100), evaluate=lambda m: 1.0, finetune=lambda m: None,
-                    config=FAST)
+                    config=config)
     report = pruner.meter.report(model)
     order, keep = pruner._keep_counts(0.4)
     energy = report.by_layer()
@@ -67,6 +70,13 @@ def test_layers_are_pruned_in_energy_order(trained: nn.Module) -> None:
     floor = pruner.meter.floor_report(model, report).by_layer()
     removable = {n: energy[n] - floor[n] for n in energy}
     counts = nonzero_counts(model)
+    if allocation == "energy":  # the layer with most removable energy loses 40%
+        top = max(removable, key=lambda n: removable[n])
+        assert keep[top] == round(0.6 * counts[top][0])
+        for name in keep:
+            share = removable[name] / removable[top]
+            assert keep[name] == round(counts[name][0] * (1 - 0.4 * share))
+        return
     removed = sum(removable[n] / counts[n][0] * (counts[n][0] - keep[n]) for n in keep)
     largest = max(removable[n] / counts[n][0] for n in keep)
     assert 0.4 * sum(removable.values()) <= removed <= 0.4 * sum(removable.values()) + largest
@@ -159,7 +169,8 @@ def test_user_driven_steps(trained: nn.Module) -> None:
         calls.append(pruner.round)
         train(m, data, FT, seed=pruner.round)
 
-    pruner = Pruner(model, data, evaluate=lambda m: evaluate(m, val), finetune=my_finetune,
+    loader = torch.utils.data.DataLoader(data, batch_size=32)  # any iterable of batches
+    pruner = Pruner(model, loader, evaluate=lambda m: evaluate(m, val), finetune=my_finetune,
                     config=FAST)
     while not pruner.done:
         pruner.step()
@@ -179,7 +190,26 @@ def test_bad_budgets_are_input_errors(trained: nn.Module, kwargs: dict[str, obje
         run(clone(trained), **kwargs)
 
 
+def test_unknown_options_are_input_errors() -> None:
+    with pytest.raises(InputError, match="unknown allocation"):
+        PruneConfig(allocation="random")
+    with pytest.raises(InputError, match="unknown ranking"):
+        PruneConfig(ranking="random")
+    with pytest.raises(InputError, match="rate must lie in"):
+        PruneConfig(rate=1.5)
+
+
 def test_model_without_prunable_layer_is_an_input_error() -> None:
     model = nn.Sequential(nn.Flatten(), nn.ReLU())
     with pytest.raises(InputError, match="no prunable layer"):
         prune(model, tiny_task(10), tiny_task(10))
+
+
+def test_top_level_api() -> None:
+    import nnjoules
+    import nnjoules.prune.loop  # noqa: F401 - importing a submodule must not shadow it
+
+    assert nnjoules.prune is prune and callable(nnjoules.prune)
+    from nnjoules.prune.result import PruneResult
+
+    assert nnjoules.PruneResult is PruneResult

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from nnjoules.errors import InputError
-from nnjoules.prune import checkpoint
-from nnjoules.prune.config import PruneConfig
-from nnjoules.prune.finetune import Progress, TrainConfig, evaluate, mix_seed, train
-from nnjoules.prune.loop import OnStep, Pruner
-from nnjoules.prune.result import PruneResult
+from nnjoules.prune.config import PruneConfig, TrainConfig
+
+if TYPE_CHECKING:  # torch is imported when pruning starts, not with ``import nnjoules``
+    from torch import nn
+
+    from nnjoules.prune.loop import Pruner
+    from nnjoules.prune.result import PruneResult, StepRecord
 
 REFERENCE_FILE = "reference.pt"
 
@@ -24,9 +25,9 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
           finetune: TrainConfig | None = None, reference: str = "matched",
           reference_accuracy: float | None = None, test_data: Any = None,
           checkpoint_dir: str | Path | None = None, resume: bool = False,
-          device: Any = None, on_step: OnStep | None = None,
-          progress: Progress | None = None, extra_state: dict[str, Any] | None = None,
-          ) -> PruneResult:
+          device: Any = None, on_step: Callable[[StepRecord], Any] | None = None,
+          progress: Callable[[int, int], None] | None = None,
+          extra_state: dict[str, Any] | None = None) -> PruneResult:
     """Prune ``model`` (in place) guided by the energy model; the `PruneResult`.
 
     Args:
@@ -57,6 +58,10 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
     Raises:
         InputError: bad budgets, a model without prunable layer, unusable data.
     """
+    from nnjoules.prune import checkpoint
+    from nnjoules.prune.finetune import evaluate, mix_seed, train
+    from nnjoules.prune.loop import Pruner
+
     base = config or PruneConfig()
     cfg = replace(base, method=method, accuracy_drop=accuracy_drop,
                   energy_target=energy_target)
@@ -100,6 +105,8 @@ def _reference(model: nn.Module, train_data: Any, val_data: Any, test_data: Any,
                cfg: PruneConfig, ft: TrainConfig, kind: str, given: float | None,
                folder: Path | None, device: Any) -> dict[str, Any]:
     """The reference accuracy (and how it was obtained)."""
+    from nnjoules.prune import checkpoint
+    from nnjoules.prune.finetune import evaluate
     if given is not None:
         if not 0 <= given <= 1:
             raise InputError(f"reference accuracy must lie in [0, 1], got {given}")
@@ -125,6 +132,7 @@ def matched_reference(model: nn.Module, train_data: Any, val_data: Any, test_dat
                       device: Any = None) -> dict[str, Any]:
     """Train a copy of the dense ``model`` for ``epochs`` more epochs with the fine-tuning
     recipe; its validation (and test) accuracy."""
+    from nnjoules.prune.finetune import evaluate, mix_seed, train
     from nnjoules.prune.masks import clone
 
     dense = clone(model)

@@ -67,6 +67,7 @@ class TrainConfig:
 METHODS = ("energy-aware", "magnitude")
 RANKINGS = ("layer", "global")
 SALIENCIES = ("output", "fisher")
+ALLOCATIONS = ("energy", "saliency")
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,17 @@ class PruneConfig:
         energy_target: stop once energy <= this fraction of the dense energy, in (0, 1].
         rounds: most rounds (each: prune every layer, fine-tune, check accuracy).
         rate: how much each round removes (times the backoff): magnitude: this
-            fraction of the remaining non-zero weights; energy-aware: this fraction of
-            the energy that pruning can still remove (`nnjoules.prune.importance`).
-        energy_exponent: energy-aware only: a weight's output-error score is divided
-            by (energy per weight of its layer) to this power; 0 ignores energy.
-        saliency: energy-aware only: the cost of removing a weight, ``"output"`` (the
-            layer's relative output error) or ``"fisher"`` (the loss change, diagonal
-            Fisher information); see `nnjoules.prune.importance`.
+            fraction of the remaining non-zero weights (of each layer, or of all);
+            energy-aware: this fraction of the remaining non-zeros of the layer with the
+            most removable energy (``allocation="energy"``), or this fraction of the
+            removable energy (``allocation="saliency"``); see `nnjoules.prune.importance`.
+        allocation: energy-aware only: how the round's removal is shared between layers,
+            ``"energy"`` (rates weighted by removable energy) or ``"saliency"`` (per-weight
+            output-error or Fisher saliency per unit of energy).
+        energy_exponent: energy-aware only: the power of the energy weighting; 0
+            ignores energy.
+        saliency: ``allocation="saliency"`` only: ``"output"`` (the layer's relative
+            output error) or ``"fisher"`` (the loss change, diagonal Fisher).
         ranking: magnitude only: ``"global"`` (one threshold over all layers, removing
             ``rate`` of all remaining weights) or ``"layer"`` (``rate`` of each layer's).
         backoff: a round that breaks the accuracy budget is undone and the rate
@@ -110,6 +115,7 @@ class PruneConfig:
     rounds: int = 10
     rate: float = 0.3
     energy_exponent: float = 1.0
+    allocation: str = "energy"
     saliency: str = "output"
     ranking: str = "global"
     backoff: float = 0.5
@@ -125,6 +131,9 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InputError(f"unknown method {self.method!r}; choose {' or '.join(METHODS)}")
+        if self.allocation not in ALLOCATIONS:
+            raise InputError(f"unknown allocation {self.allocation!r}; choose "
+                             f"{' or '.join(ALLOCATIONS)}")
         if self.saliency not in SALIENCIES:
             raise InputError(f"unknown saliency {self.saliency!r}; choose "
                              f"{' or '.join(SALIENCIES)}")

@@ -4,7 +4,13 @@
 ``1 - rate`` of its non-zeros, by |w|. ``ranking="global"``: one threshold on |w| over
 all layers removes ``rate`` of all remaining non-zeros (the layers' floors respected).
 
-**Energy-aware (our rule; the paper does not say how q is chosen).** Every remaining
+**Energy-aware (our rules; the paper does not say how q is chosen).**
+``allocation="energy"`` (default): layer l loses ``rate * (P_l / max P)^x`` of its
+non-zeros, P_l the energy that pruning layer l can still remove (its energy minus its
+energy with every weight zero), x = ``energy_exponent``: the layers that hold the most
+removable energy are pruned hardest, as the paper's energy ordering intends.
+
+``allocation="saliency"``: every remaining
 weight j of layer l gets the score
 
     s_j = (a_j^2 E[x_j^2] / sum_m E[y_m^2])  /  eps_l ^ energy_exponent
@@ -16,6 +22,7 @@ layer l costs (from the energy model: the layer's energy minus its energy with a
 weights zero, over its non-zeros). Weights are removed in increasing score until the
 removed energy reaches ``rate`` of all removable energy; each layer then keeps the
 rest. With ``energy_exponent=0`` the rule ignores energy (pure output saliency).
+On LeNet-5 / Fashion-MNIST it pruned convolutions too little to pay (docs/pruning.md).
 """
 
 from __future__ import annotations
@@ -34,6 +41,21 @@ Counts = dict[str, tuple[int, int]]  # name -> (non-zeros, weights)
 def layer_keep(counts: Counts, floors: dict[str, int], rate: float) -> dict[str, int]:
     """Every layer keeps ``1 - rate`` of its non-zeros (not below its floor)."""
     return {n: max(min(floors[n], c[0]), round(c[0] * (1 - rate))) for n, c in counts.items()}
+
+
+def energy_rate_keep(counts: Counts, floors: dict[str, int], rate: float,
+                     removable_energy: dict[str, float], energy_exponent: float,
+                     ) -> dict[str, int]:
+    """Every layer keeps ``1 - rate * (P_l / max P)^x`` of its non-zeros, P_l the energy
+    that pruning it can still remove (the layers that hold the most removable energy lose
+    the most weights; x = ``energy_exponent``, 0: the same rate everywhere)."""
+    top = max(removable_energy.values()) if removable_energy else 0.0
+    keep = {}
+    for name, (nonzero, _total) in counts.items():
+        share = removable_energy[name] / top if top > 0 else 0.0
+        layer_rate = rate * share ** energy_exponent if energy_exponent > 0 else rate
+        keep[name] = max(min(floors[name], nonzero), round(nonzero * (1 - layer_rate)))
+    return keep
 
 
 def global_magnitude_keep(layers: dict[str, nn.Module], counts: Counts, floors: dict[str, int],

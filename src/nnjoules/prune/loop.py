@@ -255,6 +255,9 @@ class Pruner:
         floor_energy = per_module(self.meter.floor_report(self.model, report), self.names)
         removable = {n: max(0.0, energy[n] - floor_energy[n]) for n in self.names}
         order = sorted(self.names, key=lambda n: (-energy[n], self.names.index(n)))
+        if self.config.allocation == "energy":
+            return order, importance.energy_rate_keep(counts, floors, rate, removable,
+                                                      self.config.energy_exponent)
         if images is None:
             images = self.calibration[: self.config.restore.samples]
         images = images.to(_device(self.model))
@@ -306,9 +309,21 @@ class Pruner:
 
 
 def _images(data: Any, limit: int) -> Tensor:
-    """The first ``limit`` inputs of a tensor or a dataset of (input, label)."""
+    """The first ``limit`` inputs of a tensor, a dataset of (input, label), or an iterable
+    of batches (e.g. a ``DataLoader``) of inputs or (inputs, labels)."""
     if isinstance(data, Tensor):
         return data[:limit]
+    if not hasattr(data, "__getitem__"):
+        parts, count = [], 0
+        for batch in data:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            parts.append(x)
+            count += len(x)
+            if count >= limit:
+                break
+        if not parts:
+            raise InputError("calibration data is empty")
+        return torch.cat(parts)[:limit]
     if len(data) == 0:
         raise InputError("calibration data is empty")
     idx = torch.arange(min(limit, len(data)))
