@@ -8,6 +8,7 @@ from torch import nn
 from nnjoules.prune.importance import (
     _cut,
     energy_aware_keep,
+    energy_rate_keep,
     global_magnitude_keep,
     input_power,
     layer_keep,
@@ -64,3 +65,13 @@ def test_energy_aware_score_prefers_cheap_error_per_energy() -> None:
     # without energy, the scores are output saliencies only
     plain = energy_aware_keep(layers, counts, floors, 0.5, removable, saliency, 0.0)
     assert plain != keep
+
+
+def test_energy_rate_keep_weights_rates_by_removable_energy() -> None:
+    counts = {"conv": (100, 100), "fc": (1000, 1000), "tiny": (10, 10)}
+    floors = {"conv": 0, "fc": 0, "tiny": 8}
+    removable = {"conv": 400.0, "fc": 100.0, "tiny": 400.0}
+    keep = energy_rate_keep(counts, floors, 0.5, removable, 1.0)
+    assert keep == {"conv": 50, "fc": 875, "tiny": 8}  # fc: rate 0.5 * 100/400
+    assert energy_rate_keep(counts, floors, 0.5, removable, 0.0) == {
+        "conv": 50, "fc": 500, "tiny": 8}

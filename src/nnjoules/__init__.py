@@ -11,6 +11,8 @@ from nnjoules.energy.workload import Layer as Layer
 from nnjoules.energy.workload import LayerKind as LayerKind
 from nnjoules.energy.workload import Precision as Precision
 from nnjoules.energy.workload import Workload as Workload
+from nnjoules.prune.api import prune as prune
+from nnjoules.prune.result import PruneResult as PruneResult
 
 try:
     __version__ = version("nnjoules")
@@ -18,4 +20,4 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 __all__ = ["Compression", "Density", "EnergyReport", "Hardware", "Layer", "LayerKind",
-           "Precision", "Workload", "estimate", "__version__"]
+           "Precision", "PruneResult", "Workload", "estimate", "prune", "__version__"]

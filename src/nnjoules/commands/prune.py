@@ -22,7 +22,7 @@ RUN_OPTIONS = ("model", "method", "accuracy_drop", "energy_target", "rounds", "r
                "energy_exponent", "ranking", "finetune_epochs", "lr", "batch_size",
                "hardware", "energy_batch", "bits", "samples", "positions", "overshoot",
                "reference", "data", "data_dir", "train_limit", "val_limit", "test_limit",
-               "seed", "min_density", "max_failures")
+               "seed", "min_density", "max_failures", "allocation")
 
 
 class StopRequested(Exception):
@@ -66,6 +66,9 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
                    help=f"fraction of remaining weights removed per round [{c.rate}]")
     p.add_argument("--energy-exponent", type=float, default=c.energy_exponent,
                    help=f"energy weighting of per-layer rates [{c.energy_exponent}]")
+    p.add_argument("--allocation", choices=["energy", "saliency"], default=c.allocation,
+                   help="energy-aware: how a round's removal is shared between layers "
+                   f"[{c.allocation}]")
     p.add_argument("--ranking", choices=["global", "layer"], default=c.ranking,
                    help=f"magnitude ranking across layers or per layer [{c.ranking}]")
     p.add_argument("--min-density", type=float, default=c.min_density,
@@ -103,6 +106,7 @@ def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
                       energy_target=opts["energy_target"], rounds=opts["rounds"],
                       rate=opts["rate"], energy_exponent=opts["energy_exponent"],
                       ranking=opts["ranking"], min_density=opts["min_density"],
+                      allocation=opts.get("allocation", "energy"),
                       max_failures=opts["max_failures"], energy_batch=opts["energy_batch"],
                       bits=opts["bits"], seed=opts["seed"], restore=restore)
     ft = TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"],

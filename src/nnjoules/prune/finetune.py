@@ -38,16 +38,21 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if device is not None and str(device) != "auto":
         return torch.device(device)
     if torch.cuda.is_available():
+        import os
+
+        # cuBLAS needs this for deterministic results; it must be set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         return torch.device("cuda", _rank_and_world()[2] % torch.cuda.device_count())
     return torch.device("cpu")
 
 
 @contextmanager
 def deterministic() -> Iterator[None]:
-    """Deterministic algorithms on for the duration (restored afterwards)."""
+    """Deterministic algorithms on for the duration (restored afterwards). On CUDA an
+    operator without a deterministic kernel warns instead of failing."""
     before = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
     try:
         yield
     finally:
