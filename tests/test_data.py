@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -119,7 +120,9 @@ def test_dataset_item_matches_batch() -> None:
     assert torch.equal(x, xb[0]) and int(y) == int(yb[0]) == 2
 
 
-@pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+# CI installs the package (.ci/run): there a missing dataset fails instead of skipping.
+@pytest.mark.skipif(not DEBIAN_DIR.is_dir() and not os.environ.get("CI"),
+                    reason="dataset-fashion-mnist not installed")
 def test_debian_package_is_read() -> None:
     splits = fashion_mnist_splits(test_limit=100)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (50_000, 10_000, 100)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -58,7 +60,9 @@ def test_shipped_checkpoint_loads_and_records_how_it_was_made() -> None:
         pretrained("vgg-small")
 
 
-@pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+# CI installs the package (.ci/run): there a missing dataset fails instead of skipping.
+@pytest.mark.skipif(not DEBIAN_DIR.is_dir() and not os.environ.get("CI"),
+                    reason="dataset-fashion-mnist not installed")
 def test_shipped_checkpoint_accuracy_matches_its_record() -> None:
     from nnjoules.data import fashion_mnist_splits
     from nnjoules.prune.finetune import evaluate
