@@ -143,3 +143,13 @@ def test_sweep_passes_gating_through():
     assert estimate_workload(sparse, eyeriss()).total() != pytest.approx(direct.total())
     with pytest.raises(InputError, match="unknown gating 'all'"):
         sweep(sparse, {"bits": ["16"]}, gating="all")
+
+
+def test_batch_that_contradicts_the_example_inputs_is_an_error():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    with pytest.raises(InputError, match="batch=4 but the example inputs have batch 1"):
+        nnjoules.estimate(model, torch.randn(1, 3, 8, 8), batch=4)
+    report = nnjoules.estimate(model, torch.randn(2, 3, 8, 8), batch=2)
+    assert report.layers[0].layer.N == 2

@@ -113,6 +113,12 @@ def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
         return model
     from nnjoules.energy.extract import extract_workload
 
+    if example_inputs is not None and batch is not None:
+        first = example_inputs[0] if isinstance(example_inputs, (tuple, list)) else example_inputs
+        given = int(first.shape[0]) if getattr(first, "ndim", 0) else None
+        if given != batch:
+            raise InputError(f"batch={batch} but the example inputs have batch {given}: the "
+                             "inputs fix N; give inputs of that batch or leave batch out")
     return extract_workload(model, example_inputs, name=name, batch=batch or 1,
                             input_shape=input_shape, measure_density=measure_density)
 
