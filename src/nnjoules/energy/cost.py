@@ -24,6 +24,7 @@ The rules (Yang, Chen & Sze; see reference/energy-model.md §1.3-1.4 and §6):
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 
@@ -64,19 +65,20 @@ def expected_rlc_pairs(density: float, run_bits: int = RLC_RUN_BITS) -> float:
     """Expected (run, level) pairs per value for independently placed zeros.
 
     Every non-zero ends a pair; a run of zeros longer than ``2**run_bits - 1`` also
-    needs a pair (with a literal zero level) for every ``2**run_bits`` zeros. For a
-    long stream with zero probability z = 1 - density the second term is
-    ``z**L * density / (1 - z**L)`` pairs per value, L = 2**run_bits.
+    needs a pair (with a literal zero level) for every ``L = 2**run_bits`` zeros. For a
+    long stream with non-zero probability p this is ``p / (1 - (1 - p)**L)``, which
+    tends to ``1 / L`` (one pair per L zeros) as p -> 0.
 
     >>> expected_rlc_pairs(1.0), round(expected_rlc_pairs(0.5), 6)
     (1.0, 0.5)
     """
-    zero = 1.0 - density
     limit = 2 ** run_bits
-    if zero >= 1.0:
+    if density <= 0.0:
         return 1.0 / limit
-    overflow = zero ** limit
-    return density + overflow * density / (1.0 - overflow)
+    if density >= 1.0:
+        return 1.0
+    # -expm1(L * log1p(-p)) is 1 - (1 - p)**L without cancellation at small p
+    return density / -math.expm1(limit * math.log1p(-density))
 
 
 def dram_bits_per_value(layer: Layer, operand: Operand, compression: Compression) -> float:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nnjoules.energy.cost import expected_rlc_pairs
 from nnjoules.errors import InputError
 
 __all__ = ["density", "expected_rlc_pairs_per_value", "rlc_pairs_per_value", "tensor_stats"]
@@ -111,13 +112,8 @@ def expected_rlc_pairs_per_value(density: float, run_bits: int = 5) -> float:
     p = float(density)
     if not 0.0 <= p <= 1.0:
         raise InputError(f"density must lie in [0, 1], got {density!r}")
-    limit = _run_limit(run_bits)
-    if p == 0.0:
-        return 1.0 / limit
-    if p == 1.0:
-        return 1.0
-    # -expm1(L * log1p(-p)) is 1 - (1 - p)**L without cancellation at small p
-    return p / -math.expm1(limit * math.log1p(-p))
+    _run_limit(run_bits)  # validates run_bits
+    return expected_rlc_pairs(p, run_bits)
 
 
 def _run_limit(run_bits: int) -> int:
