@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, numpy_helper
 
+from nnjoules.energy.extract.product import ProductShape
 from nnjoules.energy.extract.sparsity import tensor_stats
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
 from nnjoules.errors import InputError, ModelLoadError
@@ -50,23 +51,9 @@ _STRIP_VALUES = 1024  # initializers larger than this are hidden from shape infe
 
 
 @dataclass(frozen=True)
-class _Product:
+class _Product(ProductShape):
     """A modelled product in one node: shape letters and the name of its static operand."""
 
-    kind: LayerKind
-    N: int
-    M: int
-    C: int
-    G: int = 1
-    H: int = 1
-    W: int = 1
-    R: int = 1
-    S: int = 1
-    E: int = 1
-    F: int = 1
-    stride: tuple[int, int] = (1, 1)
-    dilation: tuple[int, int] = (1, 1)
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     weights: str | None = None  # a static value: its density is measured
 
 

@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from nnjoules.energy.extract.product import ProductShape
 from nnjoules.energy.extract.sparsity import tensor_stats
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
 from nnjoules.errors import InputError, ModelLoadError
@@ -77,23 +78,9 @@ FUSED_OPS: frozenset[object] = _packets(
 
 
 @dataclass(frozen=True, eq=False)
-class _Product:
+class _Product(ProductShape):
     """A modelled product found in one op: its shape letters and the operand tensors."""
 
-    kind: LayerKind
-    N: int
-    M: int
-    C: int
-    G: int = 1
-    H: int = 1
-    W: int = 1
-    R: int = 1
-    S: int = 1
-    E: int = 1
-    F: int = 1
-    stride: tuple[int, int] = (1, 1)
-    dilation: tuple[int, int] = (1, 1)
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     ifmap: Tensor | None = None  # None: not materialised, density 1.0
     weights: Tensor | None = None
     ofmap: Tensor | None = None
