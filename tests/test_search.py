@@ -130,9 +130,7 @@ def test_every_level_moves_at_least_the_compulsory_traffic(layer: Layer, data):
     # Every accumulation happens somewhere: RF, array, GLB, or starts a psum.
     acc = (counts.read(Level.RF, Operand.PSUMS) + counts.read(Level.ARRAY, Operand.PSUMS)
            + counts.read(Level.GLB, Operand.PSUMS))
-    sets = ceil_div(layer.C, mapping.q)
     assert acc == layer.num_ofmap_values * (layer.C * layer.R * layer.S - 1)
-    assert sets >= 1
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
