@@ -7,8 +7,12 @@ Where the files are looked for, in order:
 2. ``$NNJOULES_DATA/fashion-mnist`` when that variable is set;
 3. ``/usr/share/datasets/fashion-mnist``, where the Debian package
    ``dataset-fashion-mnist`` installs them (``apt-get install dataset-fashion-mnist``);
-4. the torchvision cache ``~/.cache/nnjoules/FashionMNIST/raw``;
-5. with ``download=True``, torchvision downloads them into that cache.
+4. the torchvision cache ``<cache>/FashionMNIST/raw``, where ``<cache>`` is
+   ``$NNJOULES_CACHE`` when that variable is set, else ``~/.cache/nnjoules``
+   (see `cache_dir`);
+5. with ``download=True``, torchvision downloads them into that cache (from
+   ``torchvision.datasets.FashionMNIST.mirrors``, checking the MD5 sums in its
+   ``resources``); a failed download is an `InputError`.
 
 Each file may be gzipped (``train-images-idx3-ubyte.gz``) or not.
 
@@ -57,7 +61,7 @@ def find_fashion_mnist(root: str | Path | None = None, *, download: bool = False
     candidates = []
     if os.environ.get("NNJOULES_DATA"):
         candidates.append(Path(os.environ["NNJOULES_DATA"]) / "fashion-mnist")
-    candidates += [DEBIAN_DIR, CACHE_DIR / "FashionMNIST" / "raw"]
+    candidates += [DEBIAN_DIR, cache_dir() / "FashionMNIST" / "raw"]
     for folder in candidates:
         if _complete(folder):
             return folder
@@ -120,14 +124,22 @@ def _complete(folder: Path) -> bool:
         for pair in FILES.values() for n in pair)
 
 
-def _download() -> Path:  # pragma: no cover - needs a network
+def cache_dir() -> Path:
+    """The download cache: ``$NNJOULES_CACHE`` when set (and not empty), else `CACHE_DIR`."""
+    chosen = os.environ.get("NNJOULES_CACHE")
+    return Path(chosen).expanduser() if chosen else CACHE_DIR
+
+
+def _download() -> Path:
     from torchvision.datasets import FashionMNIST
 
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir()
     try:
-        FashionMNIST(str(CACHE_DIR), train=True, download=True)
-        FashionMNIST(str(CACHE_DIR), train=False, download=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        FashionMNIST(str(cache), train=True, download=True)
+        FashionMNIST(str(cache), train=False, download=True)
     except (OSError, RuntimeError) as err:
-        raise InputError(f"downloading Fashion-MNIST failed ({err}); install "
+        reason = " ".join(str(err).split())  # torchvision's message spans several lines
+        raise InputError(f"downloading Fashion-MNIST into {cache} failed ({reason}); install "
                          "`dataset-fashion-mnist` or give --data-dir") from None
-    return CACHE_DIR / "FashionMNIST" / "raw"
+    return cache / "FashionMNIST" / "raw"
