@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -62,64 +63,116 @@ def dense_model(name: str, splits: Any, epochs: float) -> tuple[torch.nn.Module,
     return model, info
 
 
-def run_model(name: str, args: argparse.Namespace, splits: Any) -> dict[str, Any]:
+def floor_energy(dense: torch.nn.Module, splits: Any, batch: int) -> dict[str, float]:
+    """Dense energy and the energy with every weight zero (what no pruning removes)."""
+    from nnjoules.prune.config import PruneConfig
+    from nnjoules.prune.energy import EnergyMeter
+    from nnjoules.prune.masks import clone, ensure_masks
+
+    model = clone(dense)
+    ensure_masks(model)
+    cfg = PruneConfig(energy_batch=batch)
+    images = splits.train.batch(torch.arange(cfg.density_images))[0]
+    meter = EnergyMeter(images, hardware="eyeriss", batch=batch, compression=cfg.compression)
+    report = meter.report(model)
+    return {"dense": report.total(), "floor": meter.floor_report(model, report).total()}
+
+
+def run_model(name: str, args: argparse.Namespace, splits: Any,
+              out: dict[str, Any], save: Any) -> None:
+    """Fill ``out`` seed by seed, calling ``save()`` after each (a cut run keeps them)."""
     from nnjoules.prune import PruneConfig, TrainConfig, prune
     from nnjoules.prune.api import matched_reference
     from nnjoules.prune.masks import clone
 
     dense, info = dense_model(name, splits, args.train_epochs)
     ft = TrainConfig(epochs=args.finetune_epochs)
-    base = PruneConfig(rounds=args.rounds, accuracy_drop=args.accuracy_drop)
-    began = time.perf_counter()
-    ref = matched_reference(dense, splits.train, splits.val, splits.test,
-                            epochs=base.rounds * ft.epochs, finetune=ft, seed=base.seed)
-    ref["seconds"] = round(time.perf_counter() - began, 1)
-    print(f"{name}: dense test {100 * info['test_accuracy']:.2f}%, reference val "
-          f"{100 * ref['accuracy']:.2f}% test {100 * ref['test_accuracy']:.2f}%", flush=True)
-    out: dict[str, Any] = {"dense": info, "reference": ref, "runs": {}}
-    for batch in args.batches:
-        for method in args.methods:
-            config = replace(base, energy_batch=batch)
-            if method == "magnitude-layer":
-                config = replace(config, ranking="layer")
-            began = time.perf_counter()
-            result = prune(clone(dense), splits.train, splits.val, config=config, finetune=ft,
-                           method=method.split("-layer")[0], accuracy_drop=args.accuracy_drop,
-                           reference_accuracy=ref["accuracy"], test_data=splits.test)
-            seconds = time.perf_counter() - began
-            run = result.to_dict() | {"seconds": round(seconds, 1), "energy_batch": batch}
-            out["runs"][f"{method}@{batch}"] = run
-            final = result.final
-            print(f"  batch {batch:>3} {method:<16} val {100 * final.accuracy:.2f}% test "
-                  f"{100 * result.extra['test_accuracy']:.2f}% density "
-                  f"{100 * final.density:.1f}% energy {result.energy_reduction():.2f}x less "
-                  f"({seconds:.0f} s)", flush=True)
-    return out
+    out.update({"dense": info, "seeds": {},
+                "floor": {str(b): floor_energy(dense, splits, b) for b in args.batches}})
+    for seed in args.seeds:
+        base = PruneConfig(rounds=args.rounds, accuracy_drop=args.accuracy_drop, seed=seed)
+        began = time.perf_counter()
+        ref = matched_reference(dense, splits.train, splits.val, splits.test,
+                                epochs=base.rounds * ft.epochs, finetune=ft, seed=seed)
+        ref["seconds"] = round(time.perf_counter() - began, 1)
+        print(f"{name} seed {seed}: dense test {100 * info['test_accuracy']:.2f}%, reference "
+              f"val {100 * ref['accuracy']:.2f}% test {100 * ref['test_accuracy']:.2f}%",
+              flush=True)
+        runs: dict[str, Any] = {}
+        for batch in args.batches:
+            for method in args.methods:
+                config = replace(base, energy_batch=batch)
+                if method == "magnitude-layer":
+                    config = replace(config, ranking="layer")
+                if method == "energy-aware-probe":
+                    config = replace(config, allocation="probe")
+                began = time.perf_counter()
+                result = prune(clone(dense), splits.train, splits.val, config=config,
+                               finetune=ft, method=METHOD[method],
+                               accuracy_drop=args.accuracy_drop,
+                               reference_accuracy=ref["accuracy"], test_data=splits.test)
+                seconds = time.perf_counter() - began
+                runs[f"{method}@{batch}"] = result.to_dict() | {"seconds": round(seconds, 1),
+                                                                 "energy_batch": batch}
+                final = result.final
+                print(f"  batch {batch:>3} {method:<18} val {100 * final.accuracy:.2f}% test "
+                      f"{100 * result.extra['test_accuracy']:.2f}% density "
+                      f"{100 * final.density:.1f}% energy {result.energy_reduction():.2f}x "
+                      f"less ({seconds:.0f} s)", flush=True)
+        out["seeds"][str(seed)] = {"reference": ref, "runs": runs}
+        save()
+
+
+METHOD = {"energy-aware": "energy-aware", "energy-aware-probe": "energy-aware",
+          "magnitude": "magnitude", "magnitude-layer": "magnitude"}
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _fmt(values: list[float], scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
+    mean, sd = _mean_sd([scale * v for v in values])
+    return f"{mean:.{digits}f}{unit} ± {sd:.{digits}f}" if len(values) > 1 else \
+        f"{mean:.{digits}f}{unit}"
 
 
 def table(results: dict[str, Any], args: argparse.Namespace) -> str:
-    lines = ["| model | batch | method | val acc | test acc | non-zero weights | "
-             "non-skipped MACs | energy | vs dense | vs magnitude |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    """Mean ± standard deviation over seeds; 'vs magnitude' is the per-seed ratio to
+    global magnitude pruning, averaged; 'wins' counts the seeds where it is above 1."""
+    lines = ["| model | batch | method | val acc | test acc | density | vs dense | "
+             "vs magnitude | wins |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, res in results.items():
-        ref = res["reference"]
-        lines.append(f"| {name} | | dense reference (+{ref['epochs']:g} ep) | "
-                     f"{100 * ref['accuracy']:.2f}% | {100 * ref['test_accuracy']:.2f}% "
-                     "| | | | | |")
+        seeds = list(res["seeds"].values())
+        lines.append(f"| {name} | | dense reference (+{seeds[0]['reference']['epochs']:g} ep) | "
+                     f"{_fmt([s['reference']['accuracy'] for s in seeds], 100, unit='%')} | "
+                     f"{_fmt([s['reference']['test_accuracy'] for s in seeds], 100, unit='%')}"
+                     " | | | | |")
         for batch in args.batches:
-            mag = res["runs"].get(f"magnitude@{batch}")
             for method in args.methods:
-                run = res["runs"][f"{method}@{batch}"]
-                final = run["final"]
-                dense = run["history"][0]
-                vs_mag = mag["final"]["energy"] / final["energy"] if mag else float("nan")
+                runs = [s["runs"][f"{method}@{batch}"] for s in seeds]
+                mags = [s["runs"].get(f"magnitude@{batch}") for s in seeds]
+                ratios = [m["final"]["energy"] / r["final"]["energy"]
+                          for r, m in zip(runs, mags, strict=True) if m]
+                wins = sum(r > 1.0 for r in ratios)
                 lines.append(
-                    f"| {name} | {batch} | {method} | {100 * final['accuracy']:.2f}% | "
-                    f"{100 * run['test_accuracy']:.2f}% | {final['nonzero_weights']:,} of "
-                    f"{dense['weights']:,} ({100 * final['density']:.1f}%) | "
-                    f"{final['nonskipped_macs']:,.0f} of {dense['nonskipped_macs']:,.0f} | "
-                    f"{final['energy']:,.0f} | {final['energy_reduction']:.2f}x | "
-                    f"{vs_mag:.2f}x |")
+                    f"| {name} | {batch} | {method} | "
+                    f"{_fmt([r['final']['accuracy'] for r in runs], 100, unit='%')} | "
+                    f"{_fmt([r['test_accuracy'] for r in runs], 100, unit='%')} | "
+                    f"{_fmt([r['final']['density'] for r in runs], 100, 1, '%')} | "
+                    f"{_fmt([r['final']['energy_reduction'] for r in runs], unit='x')} | "
+                    f"{_fmt(ratios, unit='x')} | "
+                    f"{wins if method != 'magnitude' else '-'} of {len(ratios)} |")
+    lines += ["", "What no weight pruning can remove (energy with every weight zero): the "
+              "largest reduction any pruning could reach.", "",
+              "| model | batch | dense energy | floor | largest possible reduction |",
+              "| --- | --- | --- | --- | --- |"]
+    for name, res in results.items():
+        for batch, floor in res["floor"].items():
+            lines.append(f"| {name} | {batch} | {floor['dense']:,.0f} | {floor['floor']:,.0f} "
+                         f"| {floor['dense'] / floor['floor']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -128,33 +181,55 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["lenet5", "vgg-small"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--methods", nargs="+",
-                        default=["energy-aware", "magnitude", "magnitude-layer"])
+                        default=["energy-aware", "magnitude", "magnitude-layer"],
+                        choices=sorted(METHOD))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--finetune-epochs", type=float, default=0.5)
     parser.add_argument("--train-epochs", type=float, default=10.0)
     parser.add_argument("--accuracy-drop", type=float, default=0.01)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "pruning")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1: two runs side by side on 2 cores)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output stem [benchmarks/results/pruning-MODELS]")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.out is None:
+        args.out = HERE / "results" / f"pruning-{'-'.join(args.models)}"
     from nnjoules.data import fashion_mnist_splits
 
     splits = fashion_mnist_splits()
     began = time.perf_counter()
-    results = {name: run_model(name, args, splits) for name in args.models}
-    text = table(results, args)
-    print(text)
-    meta = {"torch": str(torch.__version__), "threads": torch.get_num_threads(),
-            "machine": platform.machine(), "processor": platform.processor(),
-            "seconds": round(time.perf_counter() - began, 1), "options": {
-                k: v if not isinstance(v, Path) else str(v) for k, v in vars(args).items()}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{args.out}.json").write_text(json.dumps({"meta": meta, "results": results},
-                                                   indent=2) + "\n")
-    Path(f"{args.out}.md").write_text(
-        "# Energy-aware vs magnitude pruning, Fashion-MNIST\n\n"
-        f"Produced by `python benchmarks/bench_pruning.py` ({meta['seconds']:.0f} s, "
-        f"{meta['threads']} threads). Energy in normalised units (1 = one 16-bit MAC), "
-        "Eyeriss chip, significance-map DRAM compression. Reductions are dense / pruned.\n\n"
-        + text)
+    results: dict[str, Any] = {}
+
+    def save() -> None:
+        from nnjoules.io import write_text_atomic
+
+        text = table({k: v for k, v in results.items() if v.get("seeds")}, args)
+        print(text, flush=True)
+        meta = {"torch": str(torch.__version__), "threads": torch.get_num_threads(),
+                "machine": platform.machine(), "processor": platform.processor(),
+                "seconds": round(time.perf_counter() - began, 1), "options": {
+                    k: v if not isinstance(v, Path) else str(v) for k, v in vars(args).items()}}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(Path(f"{args.out}.json"),
+                          json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+        write_text_atomic(Path(f"{args.out}.md"),
+            "# Energy-aware vs magnitude pruning, Fashion-MNIST\n\n"
+            f"Produced by `python benchmarks/bench_pruning.py --models {' '.join(args.models)} "
+            f"--seeds {' '.join(map(str, args.seeds))}` ({meta['seconds']:.0f} s, "
+            f"{meta['threads']} threads). Mean ± standard deviation over the seeds run (each "
+            "seed: its own matched dense reference, fine-tuning order and restoration "
+            f"samples; the dense model is the same). {args.rounds} rounds of "
+            f"{args.finetune_epochs:g} epoch fine-tuning, {100 * args.accuracy_drop:g}-point "
+            "budget on the validation split. Energy in normalised units (1 = one 16-bit MAC), "
+            "Eyeriss chip, significance-map DRAM compression; reductions are dense / pruned; "
+            "'vs magnitude' is the per-seed ratio to global magnitude pruning.\n\n" + text)
+
+    for name in args.models:
+        results[name] = {}
+        run_model(name, args, splits, results[name], save)
     return 0
 
 

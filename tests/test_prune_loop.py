@@ -82,6 +82,69 @@ def test_layers_are_pruned_in_energy_order(trained: nn.Module, allocation: str) 
     assert 0.4 * sum(removable.values()) <= removed <= 0.4 * sum(removable.values()) + largest
 
 
+def probe_config(**changes: object) -> PruneConfig:
+    return PruneConfig(**{**FAST.to_dict(), "restore": FAST.restore, "allocation": "probe",
+                          "probe_images": 128, **changes})
+
+
+def test_probe_rule_unlimited_budget_takes_every_first_attempt(trained: nn.Module) -> None:
+    """With a budget nothing can break, every layer loses ``rate`` of its non-zeros on the
+    first attempt, and its rate then grows by 1/backoff up to ``max_rate``."""
+    model = clone(trained)
+    pruner = Pruner(model, tiny_task(400), evaluate=lambda m: 1.0, finetune=lambda m: None,
+                    config=probe_config(probe_drop=1.0, max_rate=0.7))
+    before = nonzero_counts(model)
+    record = pruner.step()
+    after = nonzero_counts(model)
+    for name, (nonzero, _total) in before.items():
+        assert after[name][0] == round(nonzero * 0.6)
+        assert pruner.layer_rates[name] == pytest.approx(0.7)  # 0.4 / 0.5, capped
+    assert all(layer.output_error is not None for layer in record.layers)
+    pruner.step()
+    for name, (nonzero, _total) in after.items():
+        assert nonzero_counts(model)[name][0] == round(nonzero * 0.3)
+
+
+def test_probe_rule_keeps_the_probe_predictions(trained: nn.Module) -> None:
+    """With ``probe_drop=0`` a round may not change the class of any probe image (before
+    fine-tuning); layers whose attempts all fail are left as they were, at a lower rate."""
+    from nnjoules.prune.loop import _predictions
+
+    model = clone(trained)
+    config = probe_config(probe_drop=0.0, rate=0.6, probe_tries=2)
+    pruner = Pruner(model, tiny_task(400), evaluate=lambda m: 1.0, finetune=lambda m: None,
+                    config=config)
+    assert len(pruner.probe) == 128 and len(pruner.calibration) == 96
+    target = _predictions(model, pruner.probe, 64)
+    before = nonzero_counts(model)
+    pruner.step()
+    assert torch.equal(_predictions(model, pruner.probe, 64), target)
+    after = nonzero_counts(model)
+    for name, rate in pruner.layer_rates.items():
+        pruned = after[name][0] < before[name][0]
+        # a first attempt that stands raises the rate; a failed one lowers it
+        assert rate in (pytest.approx(0.8), pytest.approx(0.6), pytest.approx(0.3),
+                        pytest.approx(0.6 * 0.25))
+        if not pruned:
+            assert rate == pytest.approx(0.6 * 0.25)
+    loose = clone(trained)
+    Pruner(loose, tiny_task(400), evaluate=lambda m: 1.0, finetune=lambda m: None,
+           config=probe_config(probe_drop=1.0, rate=0.6, probe_tries=2)).step()
+    assert sum(c[0] for c in nonzero_counts(loose).values()) <= \
+        sum(c[0] for c in after.values())
+
+
+def test_probe_rule_undone_round_restores_layer_rates(trained: nn.Module) -> None:
+    model = clone(trained)
+    scripted = iter([0.90, 0.10])
+    pruner = Pruner(model, tiny_task(400), evaluate=lambda m: next(scripted),
+                    finetune=lambda m: None,
+                    config=probe_config(probe_drop=1.0, accuracy_drop=0.02))
+    pruner.step()
+    assert pruner.rate_scale == 0.5
+    assert pruner.layer_rates == dict.fromkeys(pruner.names, 0.4)
+
+
 def test_magnitude_baseline_global_and_layer(trained: nn.Module) -> None:
     glob = run(clone(trained), method="magnitude", accuracy_drop=1.0)
     layer = run(clone(trained), method="magnitude", accuracy_drop=1.0,
@@ -136,9 +199,11 @@ def test_same_seed_same_numbers(trained: nn.Module) -> None:
         assert ka == kb and torch.equal(va, vb)
 
 
-def test_resume_after_interruption_equals_uninterrupted(trained: nn.Module,
-                                                        tmp_path: Path) -> None:
-    whole = run(clone(trained), method="energy-aware", accuracy_drop=1.0,
+@pytest.mark.parametrize("allocation", ["energy", "probe"])
+def test_resume_after_interruption_equals_uninterrupted(trained: nn.Module, tmp_path: Path,
+                                                        allocation: str) -> None:
+    config = probe_config(allocation=allocation, probe_drop=0.02)
+    whole = run(clone(trained), method="energy-aware", accuracy_drop=1.0, config=config,
                 checkpoint_dir=tmp_path / "whole")
 
     class Killed(Exception):
@@ -149,9 +214,9 @@ def test_resume_after_interruption_equals_uninterrupted(trained: nn.Module,
             raise Killed
 
     with pytest.raises(Killed):
-        run(clone(trained), method="energy-aware", accuracy_drop=1.0,
+        run(clone(trained), method="energy-aware", accuracy_drop=1.0, config=config,
             checkpoint_dir=tmp_path / "cut", on_step=kill_after_two)
-    resumed = run(clone(trained), method="energy-aware", accuracy_drop=1.0,
+    resumed = run(clone(trained), method="energy-aware", accuracy_drop=1.0, config=config,
                   checkpoint_dir=tmp_path / "cut", resume=True)
     assert [r.to_dict() | {"seconds": 0} for r in resumed.history] == \
         [r.to_dict() | {"seconds": 0} for r in whole.history]
@@ -197,6 +262,10 @@ def test_unknown_options_are_input_errors() -> None:
         PruneConfig(ranking="random")
     with pytest.raises(InputError, match="rate must lie in"):
         PruneConfig(rate=1.5)
+    with pytest.raises(InputError, match="probe_drop must lie in"):
+        PruneConfig(probe_drop=-0.1)
+    with pytest.raises(InputError, match=r"max_rate must lie in \[rate, 1\)"):
+        PruneConfig(rate=0.5, max_rate=0.4)
 
 
 def test_model_without_prunable_layer_is_an_input_error() -> None:

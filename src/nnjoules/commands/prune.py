@@ -20,7 +20,7 @@ from nnjoules.errors import InputError
 # Options that define a run: stored in the checkpoint, restored by --resume.
 RUN_OPTIONS = ("model", "method", "accuracy_drop", "energy_target", "rounds", "rate",
                "energy_exponent", "ranking", "finetune_epochs", "lr", "batch_size",
-               "hardware", "energy_batch", "bits", "samples", "positions", "overshoot",
+               "hardware", "energy_batch", "bits", "samples", "positions", "error_share",
                "reference", "data", "data_dir", "train_limit", "val_limit", "test_limit",
                "seed", "min_density", "max_failures", "allocation")
 
@@ -84,9 +84,9 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
                    help=f"images per layer restoration [{r.samples}]")
     p.add_argument("--positions", type=int, default=r.positions,
                    help=f"output positions sampled per image [{r.positions}]")
-    p.add_argument("--overshoot", type=float, default=r.overshoot,
-                   help=f"extra magnitude removal later restored, per removed weight "
-                   f"[{r.overshoot}]")
+    p.add_argument("--error-share", type=float, default=r.error_share,
+                   help=f"share of each round's removals chosen by output error, the rest "
+                   f"by magnitude [{r.error_share}]")
     p.add_argument("--reference", choices=["matched", "given"], default="matched",
                    help="budget from a dense model trained as long as pruning fine-tunes "
                    "(matched) or from the model as given [matched]")
@@ -101,7 +101,7 @@ def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
     from nnjoules.prune.config import PruneConfig, RestoreConfig, TrainConfig
 
     restore = RestoreConfig(samples=opts["samples"], positions=opts["positions"],
-                            overshoot=opts["overshoot"])
+                            error_share=opts["error_share"])
     cfg = PruneConfig(method=opts["method"], accuracy_drop=opts["accuracy_drop"],
                       energy_target=opts["energy_target"], rounds=opts["rounds"],
                       rate=opts["rate"], energy_exponent=opts["energy_exponent"],
@@ -124,6 +124,10 @@ def _run(args: argparse.Namespace) -> int:
         state = Pruner.read_checkpoint(args.resume)
         opts = dict(state["extra"]["options"])
         folder = args.resume
+        missing = [k for k in RUN_OPTIONS if k not in opts and k != "allocation"]
+        if missing:
+            raise InputError(f"{folder} was written by another version of nnjoules "
+                             f"(its options lack {', '.join(missing)}); start a new run")
     else:
         if args.out is None:
             raise InputError("give --out DIR (the run folder) or --resume DIR")

@@ -19,8 +19,8 @@ class RestoreConfig:
 
     samples: int = 1024
     positions: int = 16
-    overshoot: float = 1.0
-    restore_steps: int = 2
+    error_share: float = 0.5
+    restore_steps: int = 4
     ridge: float = 1e-4
     refit: bool = True
     chunk: int = 256  # images per forward pass while collecting statistics
@@ -28,8 +28,8 @@ class RestoreConfig:
     def __post_init__(self) -> None:
         if self.samples < 1 or self.positions < 1 or self.restore_steps < 1 or self.chunk < 1:
             raise InputError("samples, positions, restore_steps and chunk must be positive")
-        if not (self.overshoot >= 0 and math.isfinite(self.overshoot)):
-            raise InputError(f"overshoot must be a non-negative number, got {self.overshoot}")
+        if not 0 <= self.error_share <= 1:
+            raise InputError(f"error_share must lie in [0, 1], got {self.error_share}")
         if not (self.ridge > 0 and math.isfinite(self.ridge)):
             raise InputError(f"ridge must be a positive number, got {self.ridge}")
 
@@ -67,7 +67,7 @@ class TrainConfig:
 METHODS = ("energy-aware", "magnitude")
 RANKINGS = ("layer", "global")
 SALIENCIES = ("output", "fisher")
-ALLOCATIONS = ("energy", "saliency")
+ALLOCATIONS = ("energy", "saliency", "probe")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,16 @@ class PruneConfig:
             output-error or Fisher saliency per unit of energy).
         energy_exponent: energy-aware only: the power of the energy weighting; 0
             ignores energy.
+        probe_drop: ``allocation="probe"`` only: the fraction of probe images whose
+            top-1 class may change (against the model at the start of the round) while
+            the round prunes layer after layer, before fine-tuning; times the backoff
+            after an undone round.
+        probe_images: ``allocation="probe"`` only: training images held out from the
+            restoration samples for that check (labels are not needed).
+        probe_tries: ``allocation="probe"`` only: attempts per layer and round, the
+            layer's rate multiplied by ``backoff`` after each failed one.
+        max_rate: ``allocation="probe"`` only: the largest per-layer rate (a layer
+            whose first attempt passes has its rate divided by ``backoff``, up to this).
         saliency: ``allocation="saliency"`` only: ``"output"`` (the layer's relative
             output error) or ``"fisher"`` (the loss change, diagonal Fisher).
         ranking: magnitude only: ``"global"`` (one threshold over all layers, removing
@@ -117,6 +127,10 @@ class PruneConfig:
     energy_exponent: float = 1.0
     allocation: str = "energy"
     saliency: str = "output"
+    probe_drop: float = 0.02
+    probe_images: int = 1024
+    probe_tries: int = 3
+    max_rate: float = 0.8
     ranking: str = "global"
     backoff: float = 0.5
     max_failures: int = 2
@@ -158,6 +172,12 @@ class PruneConfig:
             raise InputError(f"energy exponent must be non-negative, got {self.energy_exponent}")
         if not 0 <= self.min_density < 1:
             raise InputError(f"min_density must lie in [0, 1), got {self.min_density}")
+        if not 0 <= self.probe_drop <= 1:
+            raise InputError(f"probe_drop must lie in [0, 1], got {self.probe_drop}")
+        if self.probe_images < 1 or self.probe_tries < 1:
+            raise InputError("probe_images and probe_tries must be positive")
+        if not self.rate <= self.max_rate < 1:
+            raise InputError(f"max_rate must lie in [rate, 1), got {self.max_rate}")
         if self.energy_batch < 1 or self.density_images < 1:
             raise InputError("energy_batch and density_images must be positive")
 
@@ -169,5 +189,9 @@ class PruneConfig:
     def from_dict(data: dict[str, Any]) -> PruneConfig:
         """Inverse of `to_dict`."""
         values = dict(data)
-        values["restore"] = RestoreConfig(**values.get("restore", {}))
-        return PruneConfig(**values)
+        try:
+            values["restore"] = RestoreConfig(**values.get("restore", {}))
+            return PruneConfig(**values)
+        except TypeError as err:  # a field this version does not know
+            raise InputError(f"the configuration was written by another version of "
+                             f"nnjoules ({err})") from None

@@ -87,9 +87,13 @@ class Pruner:
         self.evaluate, self.finetune, self.on_step = evaluate, finetune, on_step
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.extra_state = dict(extra_state or {})
-        pool = _images(calibration, max(self.config.restore.samples,
-                                        self.config.density_images))
-        self.calibration = pool
+        fit = max(self.config.restore.samples, self.config.density_images)
+        probing = self.config.method == "energy-aware" and self.config.allocation == "probe"
+        pool = _images(calibration, fit + (self.config.probe_images if probing else 0))
+        self.calibration = pool[:fit]
+        # the probe's images are not among those the restoration fits (unless too few)
+        self.probe = pool[fit:] if len(pool) > fit else pool
+        self.layer_rates = dict.fromkeys(self.names, self.config.rate)
         self.meter = EnergyMeter(pool[: self.config.density_images], hardware=hardware,
                                  batch=self.config.energy_batch, bits=self.config.bits,
                                  compression=self.config.compression)
@@ -132,6 +136,7 @@ class Pruner:
         began = time.perf_counter()
         self.round += 1
         before = masks.masked_state_dict(self.model)
+        rates_before = dict(self.layer_rates)
         rate = self.config.rate * self.rate_scale
         errors = self._prune_round(rate)
         self.finetune(self.model)
@@ -140,6 +145,7 @@ class Pruner:
         record = self._record(accuracy, accepted, rate, time.perf_counter() - began, errors)
         if not accepted:
             masks.load_masked_state(self.model, before)
+            self.layer_rates = rates_before
             self.failures += 1
             self.rate_scale *= self.config.backoff
             log.info("round %d: accuracy %.4f below %.4f; undone", self.round, accuracy,
@@ -183,6 +189,7 @@ class Pruner:
         self.failures = int(state["failures"])
         self.stop_reason = str(state["stop_reason"])
         self.history = [StepRecord.from_dict(r) for r in state["history"]]
+        self.layer_rates.update(state.get("layer_rates", {}))
         ref = state["reference_accuracy"]
         self._given_reference = None if ref is None else float(ref)
 
@@ -235,6 +242,7 @@ class Pruner:
         checkpoint.save_checkpoint(self.checkpoint_dir, {
             "config": self.config.to_dict(), "round": self.round,
             "rate_scale": self.rate_scale, "failures": self.failures,
+            "layer_rates": self.layer_rates,
             "stop_reason": self.stop_reason, "history": [r.to_dict() for r in self.history],
             "reference_accuracy": self._given_reference,
             "model": masks.masked_state_dict(self.model), "extra": self.extra_state})
@@ -288,6 +296,8 @@ class Pruner:
         generator = torch.Generator().manual_seed(mix_seed(self.config.seed, 7, self.round))
         pick = torch.randperm(len(self.calibration), generator=generator)[: cfg.samples]
         images = self.calibration[pick.sort().values]
+        if self.config.allocation == "probe":
+            return self._probe_round(reference, images)
         order, keep = self._keep_counts(rate, images)
         errors: dict[str, float] = {}
         for index, name in enumerate(order):
@@ -306,6 +316,80 @@ class Pruner:
                              from_columns(module, support.double(), weight))
             _broadcast(module)
         return errors
+
+    def _probe_round(self, reference: nn.Module, images: Tensor) -> dict[str, float]:
+        """``allocation="probe"``: layers in energy order (highest first), each pruned at
+        its own rate as far as the probe allows.
+
+        A layer's attempt removes ``layer_rates[name]`` of its non-zeros (restoration and
+        refit as in the other rules); it stands if at most ``probe_drop`` (times the
+        round backoff) of the probe images change their top-1 class against the model
+        at the start of the round, counting every layer pruned so far in the round.
+        Otherwise it is undone and retried at ``backoff`` times the rate, up to
+        ``probe_tries`` attempts; a first attempt that stands raises the layer's rate
+        by ``1 / backoff`` (up to ``max_rate``). The earlier (higher-energy) layers
+        thus spend the round's budget first, and each layer stops where its share runs
+        out.
+        """
+        cfg = self.config
+        layers = masks.prunable_layers(self.model)
+        report = self.meter.report(self.model)
+        energy = per_module(report, self.names)
+        floor_energy = per_module(self.meter.floor_report(self.model, report), self.names)
+        removable = {n: max(0.0, energy[n] - floor_energy[n]) for n in self.names}
+        total = sum(removable.values()) or 1.0
+        order = sorted(self.names, key=lambda n: (-energy[n], self.names.index(n)))
+        probe = self.probe.to(_device(self.model))
+        target = _predictions(reference, probe, cfg.restore.chunk)
+        allowed = 0.0
+        errors: dict[str, float] = {}
+        for index, name in enumerate(order):
+            allowed += cfg.probe_drop * self.rate_scale * removable[name] / total
+            module = layers[name]
+            weight, mask = masks.weight_of(module), masks.mask_of(module).clone()
+            a0 = to_columns(module, weight).cpu()
+            cand = to_columns(module, mask).cpu() > 0
+            nonzero = int(cand.sum())
+            floor = math.ceil(cfg.min_density * weight.numel())
+            stats = None
+            for attempt in range(cfg.probe_tries):
+                rate = self.layer_rates[name]
+                keep = max(floor, round(nonzero * (1 - rate)))
+                if keep >= nonzero:
+                    break
+                if stats is None:
+                    gen = torch.Generator().manual_seed(
+                        mix_seed(cfg.seed, 11, self.round, index))
+                    stats = _cpu(collect_stats(self.model, reference, name,
+                                               images.to(_device(module)),
+                                               positions=cfg.restore.positions,
+                                               generator=gen, chunk=cfg.restore.chunk))
+                a, support = restore(a0, cand, keep, stats, cfg.restore)
+                masks.set_weight(module, from_columns(module, a, weight),
+                                 from_columns(module, support.double(), weight))
+                _broadcast(module)
+                changed = float((_predictions(self.model, probe, cfg.restore.chunk)
+                                 != target).double().mean())
+                if changed <= allowed:
+                    errors[name] = stats.relative_error(a)
+                    if attempt == 0:
+                        self.layer_rates[name] = min(cfg.max_rate, rate / cfg.backoff)
+                    break
+                masks.set_weight(module, weight, mask)  # undo this attempt
+                self.layer_rates[name] = rate * cfg.backoff
+        return errors
+
+
+@torch.no_grad()
+def _predictions(model: nn.Module, images: Tensor, chunk: int) -> Tensor:
+    """Top-1 classes of ``model`` on ``images`` (eval mode)."""
+    training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(images[i:i + chunk]).argmax(1)
+                          for i in range(0, len(images), chunk)])
+    finally:
+        model.train(training)
 
 
 def _images(data: Any, limit: int) -> Tensor:

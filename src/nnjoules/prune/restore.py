@@ -14,23 +14,30 @@ replacement. X comes from the *current* network (the layers pruned before this o
 the round included), Y from the network at the start of the round: the refit thus also
 compensates the error that earlier layers introduced.
 
-**Greedy rule (our choice; the paper's exact rule is not known).** To keep q of the
-layer's non-zero weights when k = (non-zeros) - q must go this round:
+**Greedy rule (our choice; the paper's exact rule is not known).** The restoration
+problem ``min ||Y - X A||  s.t.  ||A||_0 <= q`` is solved greedily by backward
+elimination. To keep q of the layer's non-zero weights when k = (non-zeros) - q must go
+this round:
 
-1. *Remove by magnitude*: keep the ``q - e`` largest |w| of the layer (one ranking
-   over all its filters), where ``e = round(overshoot * k)`` extra weights are removed.
-2. *Restore by output error*: add back e of the removed weights in ``restore_steps``
-   batches. Before each batch the kept weights are refit (step 3) and every removed
-   weight j of filter m is scored by the error decrease of a one-weight update along
-   it, ``c_mj^2 / G_jj`` with ``c_m = b_m - G a_m`` (the matching-pursuit/OMP
-   criterion); the best-scoring weights of the whole layer are restored.
+1. *Remove by magnitude* (the poster's "quickly remove weights"): the ``k - e``
+   smallest |w| of the layer go (one ranking over all its filters),
+   ``e = round(error_share * k)``.
+2. *Choose the last e by output error*: in ``restore_steps`` batches, the kept weights
+   are refit (step 3) and every kept weight j of filter m is scored by how much the
+   output error grows if it goes and the others of its filter are re-solved,
+   ``a_mj^2 / [(G_SS + lam I)^-1]_jj`` (the Optimal-Brain-Surgeon cost of the
+   least-squares problem, exact for one weight); the lowest-cost weights of the whole
+   layer go, however large they are.
 3. *Refit* the kept weights by least squares on their support S:
    ``(G_SS + lam I) a_S = b_S``, ``lam = ridge * mean(diag G)`` (Tikhonov; bounded,
    NaN-free weights also when X is rank deficient).
 
-Weights pruned in an earlier round stay pruned (masks only shrink). With
-``overshoot=0`` the rule is magnitude pruning plus refit; with ``refit=False`` the
-kept weights keep their values.
+An earlier version restored weights by forward selection (matching pursuit, scores
+``c_mj^2 / G_jj`` in two batches); on LeNet-5 layers it left 2x to 25x the output error
+of magnitude pruning plus refit, so it was replaced (docs/pruning.md). With
+``error_share=0`` the rule is magnitude pruning plus refit; with ``refit=False`` the
+kept weights keep their values. Weights pruned in an earlier round stay pruned (masks
+only shrink).
 """
 
 from __future__ import annotations
@@ -221,7 +228,7 @@ def restore(a0: Tensor, candidates: Tensor, keep: int, stats: LayerStats,
         candidates: weights that may be kept (the current mask), bool [G, D, Mg].
         keep: non-zero weights to keep (clipped to the candidates).
         stats: the layer's `LayerStats`.
-        config: overshoot, steps, ridge, refit.
+        config: error share, steps, ridge, refit.
 
     Returns:
         New weights [G, D, Mg] (float64) and the new mask (bool).
@@ -229,22 +236,52 @@ def restore(a0: Tensor, candidates: Tensor, keep: int, stats: LayerStats,
     a0 = a0.double()
     n_cand = int(candidates.sum())
     keep = max(0, min(keep, n_cand))
-    removed = n_cand - keep
-    extra = min(round(config.overshoot * removed), keep)
-    support = magnitude_support(a0, candidates, keep - extra)
-    diag = stats.gram.diagonal(dim1=1, dim2=2)  # [G, D]
+    chosen = round(config.error_share * (n_cand - keep))
+    support = magnitude_support(a0, candidates, keep + chosen)
     for step in range(config.restore_steps):
-        remaining = keep - int(support.sum())
-        if remaining <= 0:
+        excess = int(support.sum()) - keep
+        if excess <= 0:
             break
-        current = refit(stats, support, ridge=config.ridge) if config.refit else a0 * support
-        resid = stats.cross - stats.gram @ current
-        score = resid.square() / (diag[:, :, None] + 1e-30)
-        score = score.masked_fill(~candidates | support, -1.0)
-        take = math.ceil(remaining / (config.restore_steps - step))
-        order = torch.sort(score.flatten(), descending=True, stable=True).indices[:take]
+        cost = removal_cost(stats, support, ridge=config.ridge)
+        take = math.ceil(excess / (config.restore_steps - step))
+        order = torch.sort(cost.flatten(), stable=True).indices[:take]
         flat = support.flatten().clone()
-        flat[order] = True
-        support = flat.reshape(support.shape) & candidates
+        flat[order] = False
+        support = flat.reshape(support.shape)
     a = refit(stats, support, ridge=config.ridge) if config.refit else a0 * support
     return a, support
+
+
+def removal_cost(stats: LayerStats, support: Tensor, *, ridge: float = 1e-4,
+                 chunk: int = 32) -> Tensor:
+    """Per kept weight, the growth of ``||Y - X A||^2`` if it alone goes and the rest of
+    its filter is re-solved: ``a_j^2 / [(G_SS + lam I)^-1]_jj`` at the least-squares
+    ``a`` on the support (+inf off the support). [G, D, Mg], float64.
+
+    Filters are processed ``chunk`` at a time (one batched Cholesky each, of the size of
+    the largest support in the chunk, so the cost falls as the layer gets sparser).
+    """
+    a = refit(stats, support, ridge=ridge)
+    gram = stats.gram.double()
+    groups, d, mg = support.shape
+    diag = torch.ones(groups, mg, d, dtype=torch.float64)
+    for g in range(groups):
+        lam = ridge * float(gram[g].diagonal().mean()) + 1e-12
+        h = gram[g] + lam * torch.eye(d, dtype=torch.float64)
+        for start in range(0, mg, chunk):
+            s = support[g, :, start:start + chunk].T  # [m, D]
+            width = int(s.sum(1).max())
+            if width == 0:
+                continue
+            # each filter's support first (padding: identity rows, so H stays SPD)
+            idx = torch.sort(s.to(torch.int8), dim=1, descending=True,
+                             stable=True).indices[:, :width]
+            valid = torch.gather(s, 1, idx).double()  # [m, width]
+            hm = h[idx[:, :, None], idx[:, None, :]] * (valid[:, :, None] * valid[:, None, :])
+            hm = hm + torch.diag_embed(1 - valid)
+            factor = torch.linalg.cholesky(hm)
+            eye = torch.eye(width, dtype=torch.float64).expand_as(factor)
+            inv = torch.linalg.solve_triangular(factor, eye, upper=False)
+            diag[g, start:start + chunk].scatter_(1, idx, inv.square().sum(-2))
+    cost = a.square() / diag.permute(0, 2, 1)
+    return cost.masked_fill(~support, math.inf)
