@@ -38,11 +38,14 @@ def test_train_writes_model_and_sidecar(model_file: Path) -> None:
     assert 0.0 <= info["val_accuracy"] <= 1.0
 
 
+@pytest.mark.parametrize("method", [
+    ["--method", "magnitude"],
+    ["--method", "energy-aware", "--allocation", "probe", "--probe-drop", "0.05"],
+], ids=["magnitude", "energy-aware-probe"])
 def test_prune_stop_and_resume_equals_uninterrupted(model_file: Path, data_dir: Path,
-                                                    tmp_path: Path,
+                                                    tmp_path: Path, method: list[str],
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    common = [str(model_file), "--data-dir", str(data_dir), *SMALL, *PRUNE, "--method",
-              "magnitude"]
+    common = [str(model_file), "--data-dir", str(data_dir), *SMALL, *PRUNE, *method]
     assert main(["prune", *common, "--out", str(tmp_path / "whole")]) == 0
     assert main(["prune", *common, "--out", str(tmp_path / "cut"), "--stop-after", "1"]) == 0
     assert "--resume" in capsys.readouterr().out
@@ -64,6 +67,7 @@ def test_prune_stop_and_resume_equals_uninterrupted(model_file: Path, data_dir: 
     (["--accuracy-drop", "-0.5"], "accuracy budget must be a non-negative"),
     (["--energy-target", "0"], "energy target must lie in"),
     (["--energy-target", "1.25"], "energy target must lie in"),
+    (["--allocation", "probe", "--probe-drop", "1.5"], "probe_drop must lie in"),
 ])
 def test_bad_input_exits_2(model_file: Path, data_dir: Path, tmp_path: Path, extra: list[str],
                            message: str, capsys: pytest.CaptureFixture[str]) -> None:

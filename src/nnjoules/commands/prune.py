@@ -22,7 +22,11 @@ RUN_OPTIONS = ("model", "method", "accuracy_drop", "energy_target", "rounds", "r
                "energy_exponent", "ranking", "finetune_epochs", "lr", "batch_size",
                "hardware", "energy_batch", "bits", "samples", "positions", "error_share",
                "reference", "data", "data_dir", "train_limit", "val_limit", "test_limit",
-               "seed", "min_density", "max_failures", "allocation")
+               "seed", "min_density", "max_failures", "allocation", "probe_drop")
+
+
+# Options added after checkpoints were first written: absent ones take their default.
+OPTIONAL = ("allocation", "probe_drop")
 
 
 class StopRequested(Exception):
@@ -66,9 +70,14 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
                    help=f"fraction of remaining weights removed per round [{c.rate}]")
     p.add_argument("--energy-exponent", type=float, default=c.energy_exponent,
                    help=f"energy weighting of per-layer rates [{c.energy_exponent}]")
-    p.add_argument("--allocation", choices=["energy", "saliency"], default=c.allocation,
-                   help="energy-aware: how a round's removal is shared between layers "
-                   f"[{c.allocation}]")
+    p.add_argument("--allocation", choices=["energy", "saliency", "probe"],
+                   default=c.allocation,
+                   help="energy-aware: how a round's removal is shared between layers; "
+                   "probe: each layer, in energy order, as far as a prediction check on "
+                   f"held-out training images allows [{c.allocation}]")
+    p.add_argument("--probe-drop", type=float, default=c.probe_drop,
+                   help="allocation probe: share of the held-out images whose class a "
+                   f"round may change before fine-tuning [{c.probe_drop}]")
     p.add_argument("--ranking", choices=["global", "layer"], default=c.ranking,
                    help=f"magnitude ranking across layers or per layer [{c.ranking}]")
     p.add_argument("--min-density", type=float, default=c.min_density,
@@ -107,6 +116,7 @@ def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
                       rate=opts["rate"], energy_exponent=opts["energy_exponent"],
                       ranking=opts["ranking"], min_density=opts["min_density"],
                       allocation=opts.get("allocation", "energy"),
+                      probe_drop=opts.get("probe_drop", PruneConfig.probe_drop),
                       max_failures=opts["max_failures"], energy_batch=opts["energy_batch"],
                       bits=opts["bits"], seed=opts["seed"], restore=restore)
     ft = TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"],
@@ -124,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         state = Pruner.read_checkpoint(args.resume)
         opts = dict(state["extra"]["options"])
         folder = args.resume
-        missing = [k for k in RUN_OPTIONS if k not in opts and k != "allocation"]
+        missing = [k for k in RUN_OPTIONS if k not in opts and k not in OPTIONAL]
         if missing:
             raise InputError(f"{folder} was written by another version of nnjoules "
                              f"(its options lack {', '.join(missing)}); start a new run")
