@@ -148,6 +148,22 @@ def test_download_fetches_checks_and_unpacks(cache: Path, debian_mirror: Request
 
 
 @needs_debian
+def test_download_into_the_given_folder(cache: Path, debian_mirror: Requests, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--download --data-dir DIR``: DIR (created if missing) receives the files, in
+    torchvision's layout, and is found there afterwards without a download."""
+    pin_served_md5(monkeypatch)
+    target = tmp_path / "mine" / "fmnist"
+    folder = find_fashion_mnist(target, download=True)
+    assert folder == target / "FashionMNIST" / "raw" and not cache.exists()
+    for name, digest in RAW_MD5.items():
+        assert md5(folder / name) == digest, name
+    served = len(debian_mirror)
+    assert find_fashion_mnist(target, download=True) == folder
+    assert len(debian_mirror) == served  # nothing fetched the second time
+
+
+@needs_debian
 def test_checksum_mismatch_is_an_input_error(cache: Path, debian_mirror: Requests) -> None:
     # torchvision's own (upstream) MD5 sums against the Debian package's recompressed files
     name, upstream = FashionMNIST.resources[0]

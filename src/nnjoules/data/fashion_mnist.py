@@ -3,7 +3,8 @@
 Where the files are looked for, in order:
 
 1. the folder the user gives (``root``), also in torchvision's layout
-   ``root/FashionMNIST/raw``; nothing else is tried when a folder is given;
+   ``root/FashionMNIST/raw``; nothing else is tried when a folder is given, except
+   that with ``download=True`` the files are downloaded into it (torchvision's layout);
 2. ``$NNJOULES_DATA/fashion-mnist`` when that variable is set;
 3. ``/usr/share/datasets/fashion-mnist``, where the Debian package
    ``dataset-fashion-mnist`` installs them (``apt-get install dataset-fashion-mnist``);
@@ -51,11 +52,13 @@ def find_fashion_mnist(root: str | Path | None = None, *, download: bool = False
     """
     if root is not None:
         given = Path(root).expanduser()
-        if not given.exists():
+        if not given.exists() and not download:
             raise InputError(f"{given}: no such dataset folder")
         for folder in (given, given / "FashionMNIST" / "raw", given / "fashion-mnist"):
             if _complete(folder):
                 return folder
+        if download:
+            return _download(given)
         raise InputError(f"{given}: no Fashion-MNIST IDX files here (expected "
                          f"{', '.join(n + '[.gz]' for pair in FILES.values() for n in pair)})")
     candidates = []
@@ -66,7 +69,7 @@ def find_fashion_mnist(root: str | Path | None = None, *, download: bool = False
         if _complete(folder):
             return folder
     if download:
-        return _download()
+        return _download(cache_dir())
     raise InputError("Fashion-MNIST not found in " + ", ".join(map(str, candidates))
                      + ": install it with `apt-get install dataset-fashion-mnist`, give "
                      "its folder (--data-dir), or allow a download (--download)")
@@ -130,10 +133,10 @@ def cache_dir() -> Path:
     return Path(chosen).expanduser() if chosen else CACHE_DIR
 
 
-def _download() -> Path:
+def _download(cache: Path) -> Path:
+    """Download through torchvision into ``cache/FashionMNIST/raw``."""
     from torchvision.datasets import FashionMNIST
 
-    cache = cache_dir()
     try:
         cache.mkdir(parents=True, exist_ok=True)
         FashionMNIST(str(cache), train=True, download=True)
