@@ -322,14 +322,14 @@ class Pruner:
         its own rate as far as the probe allows.
 
         A layer's attempt removes ``layer_rates[name]`` of its non-zeros (restoration and
-        refit as in the other rules); it stands if at most ``probe_drop`` (times the
-        round backoff) of the probe images change their top-1 class against the model
-        at the start of the round, counting every layer pruned so far in the round.
+        refit as in the other rules). It stands if the share of probe images whose top-1
+        class differs from the model at the start of the round (every layer pruned so
+        far in the round counted) is at most ``probe_drop`` (times the round backoff)
+        times the share of removable energy held by the layers visited so far: the
+        allowance is given out in energy order and what a layer leaves passes on.
         Otherwise it is undone and retried at ``backoff`` times the rate, up to
         ``probe_tries`` attempts; a first attempt that stands raises the layer's rate
-        by ``1 / backoff`` (up to ``max_rate``). The earlier (higher-energy) layers
-        thus spend the round's budget first, and each layer stops where its share runs
-        out.
+        by ``1 / backoff`` (up to ``max_rate``).
         """
         cfg = self.config
         layers = masks.prunable_layers(self.model)
