@@ -85,10 +85,12 @@ class PruneConfig:
             fraction of the remaining non-zero weights (of each layer, or of all);
             energy-aware: this fraction of the remaining non-zeros of the layer with the
             most removable energy (``allocation="energy"``), or this fraction of the
-            removable energy (``allocation="saliency"``); see `nnjoules.prune.importance`.
+            removable energy (``allocation="saliency"``), or every layer's first rate
+            (``allocation="probe"``); see `nnjoules.prune.importance`.
         allocation: energy-aware only: how the round's removal is shared between layers,
-            ``"energy"`` (rates weighted by removable energy) or ``"saliency"`` (per-weight
-            output-error or Fisher saliency per unit of energy).
+            ``"energy"`` (rates weighted by removable energy), ``"saliency"`` (per-weight
+            output-error or Fisher saliency per unit of energy) or ``"probe"`` (each
+            layer, in energy order, as far as a prediction check allows; `Pruner`).
         energy_exponent: energy-aware only: the power of the energy weighting; 0
             ignores energy.
         probe_drop: ``allocation="probe"`` only: the fraction of probe images whose
