@@ -1,24 +1,28 @@
 #!/usr/bin/env python3
-"""Energy-aware vs magnitude pruning on Fashion-MNIST with both built-in CNNs.
+"""Energy-aware vs magnitude pruning on Fashion-MNIST with both built-in CNNs, over seeds.
 
 For each model (LeNet-5: the shipped checkpoint; VGG-small: trained here with the
-recipe of ``nnjoules train`` and cached) and each energy batch size, the dense model is
-pruned by energy-aware pruning and by iterative magnitude pruning (global ranking)
-under the same schedule, fine-tuning budget and 1-point accuracy budget. The dense
-reference gets as many extra epochs as pruning may fine-tune. Writes
+recipe of ``nnjoules train`` and cached), each seed and each energy batch size, the
+dense model is pruned by energy-aware pruning (``energy-aware``: the default
+allocation; ``energy-aware-probe``: ``allocation="probe"``) and by iterative magnitude
+pruning (``magnitude``: global ranking; ``magnitude-layer``: per layer) under the same
+schedule, fine-tuning budget and 1-point accuracy budget. Each seed has its own dense
+reference, trained as many extra epochs as pruning may fine-tune. Writes, after every
+seed (atomically, so a cut run keeps what it finished),
 
-    benchmarks/results/pruning.json   (every run: history, per-layer densities, timing)
-    benchmarks/results/pruning.md     (the comparison tables)
+    benchmarks/results/pruning-MODELS.json   (every run: history, per-layer densities, timing)
+    benchmarks/results/pruning-MODELS.md     (mean ± sd over seeds, wins per seed, floors)
 
 The bar to compare with: the paper's AlexNet/ImageNet figures, 3.7x less energy than
 dense and 1.74x less than magnitude pruning (under 1% top-5 loss).
 
 Usage::
 
-    python benchmarks/bench_pruning.py                     # both models, batches 1 and 16
-    python benchmarks/bench_pruning.py --models lenet5 --batches 16 --rounds 6
+    python benchmarks/bench_pruning.py --models lenet5 --threads 1 \\
+        --methods energy-aware energy-aware-probe magnitude magnitude-layer
+    python benchmarks/bench_pruning.py --models vgg-small --seeds 0 1 --threads 1
 
-Not a timed test; minutes to an hour on a 2-core CPU.
+Not a timed test; about 10 minutes per seed for LeNet-5 and 30 for VGG-small on one core.
 """
 
 from __future__ import annotations
