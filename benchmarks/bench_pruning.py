@@ -110,6 +110,9 @@ def run_model(name: str, args: argparse.Namespace, splits: Any,
                     config = replace(config, ranking="layer")
                 if method == "energy-aware-probe":
                     config = replace(config, allocation="probe")
+                if method in ABLATIONS:  # energy-aware without (part of) the restoration
+                    config = replace(config, restore=replace(config.restore,
+                                                             **ABLATIONS[method]))
                 began = time.perf_counter()
                 result = prune(clone(dense), splits.train, splits.val, config=config,
                                finetune=ft, method=METHOD[method],
@@ -128,7 +131,12 @@ def run_model(name: str, args: argparse.Namespace, splits: Any,
 
 
 METHOD = {"energy-aware": "energy-aware", "energy-aware-probe": "energy-aware",
-          "magnitude": "magnitude", "magnitude-layer": "magnitude"}
+          "magnitude": "magnitude", "magnitude-layer": "magnitude",
+          "ea-magnitude-refit": "energy-aware", "ea-magnitude-only": "energy-aware"}
+# Ablations of the layer step: magnitude selection + least-squares refit; magnitude only.
+ABLATIONS: dict[str, dict[str, Any]] = {"ea-magnitude-refit": {"error_share": 0.0},
+                                        "ea-magnitude-only": {"error_share": 0.0,
+                                                              "refit": False}}
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
