@@ -149,6 +149,13 @@ def test_refit_is_robust_to_rank_deficient_inputs() -> None:
                       y_sq=torch.zeros(1, 2, dtype=torch.float64), rows=10)
     assert torch.equal(refit(zero, torch.ones(1, 4, 2, dtype=torch.bool)),
                        torch.zeros(1, 4, 2, dtype=torch.float64))
+    # the output-error selection on the same inputs: finite, bounded, exactly q kept
+    for data in (stats, zero):
+        a0 = torch.randn(data.cross.shape, dtype=torch.float64)
+        a, support = restore(a0, torch.ones_like(a0, dtype=torch.bool), 2, data,
+                             RestoreConfig(error_share=1.0))
+        assert int(support.sum()) == 2 and torch.isfinite(a).all()
+        assert float(a.abs().max()) < 10
 
 
 def test_restore_keeps_exactly_q_within_candidates() -> None:
