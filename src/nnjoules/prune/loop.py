@@ -247,6 +247,16 @@ class Pruner:
             "reference_accuracy": self._given_reference,
             "model": masks.masked_state_dict(self.model), "extra": self.extra_state})
 
+    def _energy_order(self) -> tuple[list[str], dict[str, float]]:
+        """The layers by estimated energy, highest first, and per layer the energy that
+        pruning it can still remove (its energy minus its energy with every weight zero)."""
+        report = self.meter.report(self.model)
+        energy = per_module(report, self.names)
+        floor_energy = per_module(self.meter.floor_report(self.model, report), self.names)
+        removable = {n: max(0.0, energy[n] - floor_energy[n]) for n in self.names}
+        order = sorted(self.names, key=lambda n: (-energy[n], self.names.index(n)))
+        return order, removable
+
     def _keep_counts(self, rate: float,
                      images: Tensor | None = None) -> tuple[list[str], dict[str, int]]:
         """The order of layers and how many non-zeros each keeps this round."""
@@ -258,11 +268,7 @@ class Pruner:
                 return self.names, importance.global_magnitude_keep(layers, counts, floors,
                                                                     rate)
             return self.names, importance.layer_keep(counts, floors, rate)
-        report = self.meter.report(self.model)
-        energy = per_module(report, self.names)
-        floor_energy = per_module(self.meter.floor_report(self.model, report), self.names)
-        removable = {n: max(0.0, energy[n] - floor_energy[n]) for n in self.names}
-        order = sorted(self.names, key=lambda n: (-energy[n], self.names.index(n)))
+        order, removable = self._energy_order()
         if self.config.allocation == "energy":
             return order, importance.energy_rate_keep(counts, floors, rate, removable,
                                                       self.config.energy_exponent)
@@ -333,12 +339,8 @@ class Pruner:
         """
         cfg = self.config
         layers = masks.prunable_layers(self.model)
-        report = self.meter.report(self.model)
-        energy = per_module(report, self.names)
-        floor_energy = per_module(self.meter.floor_report(self.model, report), self.names)
-        removable = {n: max(0.0, energy[n] - floor_energy[n]) for n in self.names}
+        order, removable = self._energy_order()
         total = sum(removable.values()) or 1.0
-        order = sorted(self.names, key=lambda n: (-energy[n], self.names.index(n)))
         probe = self.probe.to(_device(self.model))
         target = _predictions(reference, probe, cfg.restore.chunk)
         allowed = 0.0
