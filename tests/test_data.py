@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from nnjoules.data import (
     load_data,
     read_idx,
 )
-from nnjoules.data.fashion_mnist import DEBIAN_DIR, FILES
+from nnjoules.data.fashion_mnist import FILES
 from nnjoules.errors import InputError
 
 
@@ -120,9 +119,7 @@ def test_dataset_item_matches_batch() -> None:
     assert torch.equal(x, xb[0]) and int(y) == int(yb[0]) == 2
 
 
-# CI installs the package (.ci/run): there a missing dataset fails instead of skipping.
-@pytest.mark.skipif(not DEBIAN_DIR.is_dir() and not os.environ.get("CI"),
-                    reason="dataset-fashion-mnist not installed")
+@pytest.mark.usefixtures("fashion_mnist_installed")
 def test_debian_package_is_read() -> None:
     splits = fashion_mnist_splits(test_limit=100)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (50_000, 10_000, 100)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
-import os
 import socket
 import sys
 import threading
@@ -42,10 +41,8 @@ RAW_MD5 = {
 
 Requests = list[tuple[str, str, int]]  # what a test server answered: method, path, status
 
-# As in tests/test_data.py: CI installs the package (.ci/run), so there a missing dataset
-# fails instead of skipping.
-needs_debian = pytest.mark.skipif(not SOURCE.is_dir() and not os.environ.get("CI"),
-                                  reason="dataset-fashion-mnist not installed")
+# The README's test command installs the Debian package that the mirror serves.
+needs_debian = pytest.mark.usefixtures("fashion_mnist_installed")
 
 
 def md5(path: Path) -> str:

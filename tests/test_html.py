@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,6 +13,7 @@ from PIL import Image, ImageStat
 
 import nnjoules
 from nnjoules.errors import InputError
+from system_deps import chromium_binary
 from toy_reports import toy_report
 
 
@@ -120,14 +119,8 @@ def test_inline_svg_variant_and_bad_format(report, tmp_path):
 
 
 def chromium() -> str:
-    """The chromium binary; skip here when missing, but fail in CI (it must be installed)."""
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("CI"):
-        pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
-    pytest.skip("chromium is not installed (apt-get install chromium)")
+    """The chromium binary (the README's test command installs it)."""
+    return chromium_binary()
 
 
 def run_chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

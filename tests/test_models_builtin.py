@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
-from nnjoules.data.fashion_mnist import DEBIAN_DIR
 from nnjoules.errors import InputError
 from nnjoules.models.builtin import (
     BUILTIN_MODELS,
@@ -60,9 +57,7 @@ def test_shipped_checkpoint_loads_and_records_how_it_was_made() -> None:
         pretrained("vgg-small")
 
 
-# CI installs the package (.ci/run): there a missing dataset fails instead of skipping.
-@pytest.mark.skipif(not DEBIAN_DIR.is_dir() and not os.environ.get("CI"),
-                    reason="dataset-fashion-mnist not installed")
+@pytest.mark.usefixtures("fashion_mnist_installed")
 def test_shipped_checkpoint_accuracy_matches_its_record() -> None:
     from nnjoules.data import fashion_mnist_splits
     from nnjoules.prune.finetune import evaluate

@@ -4,14 +4,12 @@ the statistics, robustness, and restoration beating magnitude on a real layer.""
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nnjoules.data.fashion_mnist import DEBIAN_DIR
 from nnjoules.prune.restore import (
     LayerStats,
     RestoreConfig,
@@ -214,9 +212,7 @@ def test_removal_cost_is_the_exact_error_growth() -> None:
         assert float(cost.flatten()[index]) == pytest.approx(grown, rel=1e-6, abs=1e-9)
 
 
-# CI installs the dataset (.ci/run): there a missing dataset fails instead of skipping.
-@pytest.mark.skipif(not DEBIAN_DIR.is_dir() and not os.environ.get("CI"),
-                    reason="Fashion-MNIST (Debian package dataset-fashion-mnist) not installed")
+@pytest.mark.usefixtures("fashion_mnist_installed")
 @pytest.mark.parametrize("layer, rate", [("features.3", 0.7), ("classifier.0", 0.9),
                                          ("classifier.2", 0.8)])
 def test_restoration_beats_magnitude_on_real_layers(layer: str, rate: float) -> None:
