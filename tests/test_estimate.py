@@ -6,6 +6,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nnjoules
 from nnjoules.energy.access import count_accesses
@@ -114,9 +116,10 @@ def test_table_names_unit_compression_and_layers():
     assert "conv" in table and "fc" in table and "total" in table
 
 
-@pytest.mark.parametrize(("gating", "executed"), [("either", 0.5 * 0.25), ("ifmap", 0.25),
-                                                  ("none", 1.0)])
-def test_gating_rules_skip_macs_and_the_rf_accesses_serving_them(gating, executed):
+@pytest.mark.parametrize(("gating", "executed", "ifmap_reads"),
+                         [("either", 0.5 * 0.25, 1.0), ("ifmap", 0.25, 1.0), ("none", 1.0, 1.0),
+                          ("compressed-weights", 0.5 * 0.25, 0.5)])
+def test_gating_rules_skip_macs_and_the_rf_accesses_serving_them(gating, executed, ifmap_reads):
     sparse = Workload("sparse", (CONV.with_density(Density(weights=0.5, ifmaps=0.25)),))
     report = nnjoules.estimate(sparse, gating=gating, compression="none")
     dense = nnjoules.estimate(Workload("dense", (CONV,)), compression="none")
@@ -124,8 +127,10 @@ def test_gating_rules_skip_macs_and_the_rf_accesses_serving_them(gating, execute
     assert report.computation() == pytest.approx(dense.computation() * executed)
     item = report.layers[0]
     rf = {op: item.energy.data[Level.RF, op] for op in Operand}
-    # The ifmap read is what finds the zero: never skipped.
-    assert rf[Operand.IFMAPS] == pytest.approx(item.counts.read(Level.RF, Operand.IFMAPS))
+    # The ifmap read is what finds a zero ifmap: skipped only when a compressed zero weight
+    # is never paired with it.
+    assert rf[Operand.IFMAPS] == pytest.approx(item.counts.read(Level.RF, Operand.IFMAPS)
+                                               * ifmap_reads)
     assert rf[Operand.WEIGHTS] == pytest.approx(item.counts.read(Level.RF, Operand.WEIGHTS)
                                                 * executed)
     assert report.to_dict()["gating"] == gating
@@ -153,3 +158,23 @@ def test_batch_that_contradicts_the_example_inputs_is_an_error():
         nnjoules.estimate(model, torch.randn(1, 3, 8, 8), batch=4)
     report = nnjoules.estimate(model, torch.randn(2, 3, 8, 8), batch=2)
     assert report.layers[0].layer.N == 2
+
+
+def test_every_rule_gives_the_dense_numbers_when_all_operands_are_dense():
+    dense = {g: nnjoules.estimate(WORKLOAD, gating=g).to_dict() for g in Gating}
+    for rule in dense.values():
+        rule.pop("nnjoules_version"), rule.pop("gating")
+    assert all(rule == dense[Gating.EITHER] for rule in dense.values())
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_energy_never_rises_when_a_density_falls(w, i, lower_w, lower_i):
+    """Under every rule and compression; the search may remap, never for worse."""
+    high = Density(weights=w, ifmaps=i)
+    low = Density(weights=w * lower_w, ifmaps=i * lower_i)
+    for gating in Gating:
+        for compression in Compression:
+            costs = [nnjoules.estimate(Workload("t", (CONV.with_density(d),)), gating=gating,
+                                       compression=compression).total() for d in (high, low)]
+            assert costs[1] <= costs[0] * (1 + 1e-12), (gating, compression)

@@ -100,6 +100,8 @@ class _Tally:
         self.reads: Counter[tuple[Level, Operand]] = Counter()
         self.writes: Counter[tuple[Level, Operand]] = Counter()
         self.macs = 0
+        # MACs by (ifmap is non-zero, weight is non-zero): what each skipping rule needs.
+        self.pairs: Counter[tuple[bool, bool]] = Counter()
 
     def read(self, level: Level, operand: Operand, value: int) -> int:
         self.reads[(level, operand)] += 1
@@ -111,6 +113,7 @@ class _Tally:
 
     def mac(self, a: int, b: int) -> int:
         self.macs += 1
+        self.pairs[(a != 0, b != 0)] += 1
         return a * b
 
     def counts(self) -> AccessCounts:
@@ -150,6 +153,18 @@ def execute(layer: Layer, mapping: Mapping, ifmap: Tensor4,
     Returns:
         The counted accesses and the ofmaps ``[N][G*M][E][F]``.
     """
+    tally, out = _run(layer, mapping, ifmap, weights)
+    return tally.counts(), out
+
+
+def operand_pairs(layer: Layer, mapping: Mapping, ifmap: Tensor4,
+                  weights: Tensor4) -> Counter[tuple[bool, bool]]:
+    """The schedule's MACs counted by (ifmap non-zero, weight non-zero), on real values."""
+    return _run(layer, mapping, ifmap, weights)[0].pairs
+
+
+def _run(layer: Layer, mapping: Mapping, ifmap: Tensor4,
+         weights: Tensor4) -> tuple[_Tally, Out4]:
     tiles = tiles_of(layer, mapping)
     tally = _Tally()
     out: Out4 = [[[[0] * layer.F for _ in range(layer.E)] for _ in range(layer.G * layer.M)]
@@ -160,7 +175,7 @@ def execute(layer: Layer, mapping: Mapping, ifmap: Tensor4,
             for strip in tiles.strips:
                 for chunk in tiles.filter_chunks:
                     _run_filter_chunk(grp, tiles, images, strip, chunk, tally)
-    return tally.counts(), out
+    return tally, out
 
 
 def simulate(layer: Layer, mapping: Mapping) -> AccessCounts:

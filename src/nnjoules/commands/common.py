@@ -29,7 +29,9 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gating", choices=[g.value for g in Gating],
                         default=Gating.EITHER.value,
                         help="which zero operands skip a MAC: either (the analytical tool), "
-                        "ifmap (the Eyeriss chip's zero buffer) or none [either]")
+                        "ifmap (the Eyeriss chip's zero buffer), none, or compressed-weights "
+                        "(as either, and zero weights are never read nor paired with an "
+                        "ifmap: Eyeriss v2) [either]")
     parser.add_argument("--dense", action="store_true",
                         help="do not measure densities (all operands dense)")
     parser.add_argument("--seed", type=int, default=0,

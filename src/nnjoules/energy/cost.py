@@ -10,8 +10,13 @@ The rules (Yang, Chen & Sze; see reference/energy-model.md §1.3-1.4 and §6):
   ``ifmap``: the Eyeriss chip's zero buffer skips MACs on zero ifmaps only,
   ``MACs x ifmap density``; ``none``: nothing is skipped. The weight read and the psum
   read and write that serve a skipped MAC are skipped with it (our choice: the sources
-  do not say); the ifmap read is not, since it is what finds the zero. Data still
-  moves through the GLB and the array uncompressed (Eyeriss v1 keeps on-chip data raw).
+  do not say); the ifmap read is not, since it is what finds the zero.
+  ``compressed-weights`` (Eyeriss v2's compressed weight storage, Chen et al., JETCAS
+  2019): weights are known ahead of time and stored without their zeros, so a zero
+  weight is never read and never paired with an ifmap: the RF ifmap reads fall to
+  ``MACs x weight density``; a zero ifmap is still read once to be found, then skips
+  the weight read, the MAC and the psum update, as under ``either``. Data still moves
+  through the GLB and the array uncompressed (Eyeriss v1 keeps on-chip data raw).
 * **DRAM compression** (`Compression`), applied to every DRAM access:
   ``none``: ``bits`` per value; ``significance-map`` (the analytical tool of
   energyestimation.mit.edu): 1 bit per value plus ``bits`` per non-zero;
@@ -42,14 +47,53 @@ class Gating(enum.StrEnum):
     EITHER = "either"
     IFMAP = "ifmap"
     NONE = "none"
+    COMPRESSED_WEIGHTS = "compressed-weights"
+
+
+# What each rule skips, in words, for reports.
+GATING_TEXT = {
+    Gating.EITHER: "a MAC with a zero weight or a zero ifmap is skipped (dense MACs x weight "
+                   "density x ifmap density), with the RF weight and psum accesses serving "
+                   "it; every RF ifmap read is made",
+    Gating.IFMAP: "a MAC with a zero ifmap is skipped (dense MACs x ifmap density), with the "
+                  "RF weight and psum accesses serving it; every RF ifmap read is made",
+    Gating.NONE: "no MAC is skipped",
+    Gating.COMPRESSED_WEIGHTS: "zero weights are stored compressed: never read nor paired "
+                               "with an ifmap (RF ifmap reads x weight density); a MAC with a "
+                               "zero ifmap is skipped too (dense MACs x weight density x ifmap "
+                               "density), with the RF weight and psum accesses serving it",
+}
 
 
 def executed_fraction(layer: Layer, gating: Gating) -> float:
     """Fraction of the dense MACs that are executed (not skipped) under ``gating``."""
-    if gating is Gating.EITHER:
+    if gating in (Gating.EITHER, Gating.COMPRESSED_WEIGHTS):
         return layer.density.weights * layer.density.ifmaps
     if gating is Gating.IFMAP:
         return layer.density.ifmaps
+    return 1.0
+
+
+def rf_read_fraction(layer: Layer, operand: Operand, gating: Gating) -> float:
+    """Fraction of the dense RF reads (and psum writes) of ``operand`` made under ``gating``.
+
+    Weights and psums serve only executed MACs. An ifmap is read once per dense MAC, since
+    the read is what finds a zero, except under ``compressed-weights``, where a zero
+    weight is never paired with its ifmap.
+
+    >>> from nnjoules.energy.workload import Density, LayerKind
+    >>> fc = Layer("fc", LayerKind.FC, N=1, M=4, C=8, H=1, W=1, R=1, S=1, E=1, F=1)
+    >>> fc = fc.with_density(Density(weights=0.25, ifmaps=0.5))
+    >>> [rf_read_fraction(fc, Operand.IFMAPS, g) for g in (Gating.EITHER,
+    ...                                                    Gating.COMPRESSED_WEIGHTS)]
+    [1.0, 0.25]
+    >>> rf_read_fraction(fc, Operand.WEIGHTS, Gating.COMPRESSED_WEIGHTS)
+    0.125
+    """
+    if operand is not Operand.IFMAPS:
+        return executed_fraction(layer, gating)
+    if gating is Gating.COMPRESSED_WEIGHTS:
+        return layer.density.weights
     return 1.0
 
 
@@ -110,7 +154,6 @@ class UnitEnergies:
 def unit_energies(layer: Layer, hw: Hardware, compression: Compression,
                   gating: Gating = Gating.EITHER) -> UnitEnergies:
     """Per-access energies for ``layer`` on ``hw``: bits, gating and compression applied."""
-    executed = executed_fraction(layer, gating)
     read: dict[UnitKey, float] = {}
     write: dict[UnitKey, float] = {}
     for level in LEVELS:
@@ -120,8 +163,7 @@ def unit_energies(layer: Layer, hw: Hardware, compression: Compression,
                 bits = dram_bits_per_value(layer, operand, compression)
             else:
                 bits = float(layer.precision.bits_of(operand))
-            serves_mac = level is Level.RF and operand is not Operand.IFMAPS
-            gate = executed if serves_mac else 1.0
+            gate = rf_read_fraction(layer, operand, gating) if level is Level.RF else 1.0
             read[level, operand] = bits * cost.read_per_bit() * gate
             write[level, operand] = bits * cost.write_per_bit() * gate
     prec = layer.precision

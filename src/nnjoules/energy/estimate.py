@@ -44,7 +44,9 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
         compression: DRAM compression of zeros: ``"none"``, ``"significance-map"``
             (default, the analytical tool's rule) or ``"rlc"``.
         gating: which zeros skip a MAC: ``"either"`` operand (default, the
-            analytical tool), ``"ifmap"`` only (the Eyeriss chip) or ``"none"``.
+            analytical tool), ``"ifmap"`` only (the Eyeriss chip), ``"none"``, or
+            ``"compressed-weights"`` (as ``"either"``, and zero weights are never read
+            nor paired with an ifmap; Eyeriss v2).
         densities: per-layer overrides, by layer name: a `Density` or a dict of
             its fields (``{"weights": 0.3}``); unnamed fields keep measured values.
         measure_density: measure weight and ifmap densities from the model.

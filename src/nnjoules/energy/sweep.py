@@ -110,7 +110,8 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
             parameter varying fastest.
         hardware: the base hardware (preset name, YAML file or `Hardware`).
         compression: DRAM compression where ``compression`` is not swept.
-        gating: which zero operands skip a MAC (``either``, ``ifmap``, ``none``).
+        gating: which zero operands skip a MAC (``either``, ``ifmap``, ``none``,
+            ``compressed-weights``).
         batch: the batch size the workload was (or is to be) extracted at.
         jobs: worker processes (1: run here).
         progress: called as ``progress(done, total)`` after each point.
@@ -142,7 +143,8 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
     try:
         gating = Gating(gating)
     except ValueError:
-        raise InputError(f"unknown gating {gating!r}; choose either, ifmap or none") from None
+        choices = ", ".join(g.value for g in Gating)
+        raise InputError(f"unknown gating {gating!r}; choose one of {choices}") from None
     tasks = [PointTask(index, apply_precision(workloads[b], settings), hw,
                        settings.get("compression", base_compression), gating)
              for index, (settings, hw, b) in enumerate(points)]

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from nnjoules.energy.workload import Layer
 
 
-_GATING = {"either": "weights or ifmaps", "ifmap": "ifmaps only", "none": "(never)"}
+_GATING = {"either": "weights or ifmaps", "ifmap": "ifmaps only", "none": "(never)",
+           "compressed-weights": "weights or ifmaps (zero weights never read)"}
 
 
 def si(value: float) -> str:
