@@ -228,3 +228,21 @@ def test_folder_named_like_an_onnx_file(tmp_path, capsys) -> None:
                                       "file\n"
     with pytest.raises(ModelLoadError, match=r"'.*x\.onnx' is a folder, not an ONNX file$"):
         workload_from_onnx(folder)
+
+
+def test_example_inputs_fix_the_shapes_of_a_dynamic_graph(tmp_path) -> None:
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], name="conv")
+    graph = helper.make_graph([conv], "g", [helper.make_tensor_value_info(
+        "x", FLOAT, ["n", 2, "h", "w"])], [helper.make_tensor_value_info("y", FLOAT, None)],
+        [numpy_helper.from_array(np.ones((4, 2, 3, 3), np.float32), "w")])
+    path = tmp_path / "dyn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = np.ones((3, 2, 5, 7), np.float64)  # cast to the input's float32
+    report = estimate(path, x, batch=3)  # a batch that agrees with the examples is fine
+    (layer,) = report.workload.layers
+    assert (layer.N, layer.C, layer.H, layer.W, layer.E, layer.F) == (3, 2, 5, 7, 3, 5)
+    with pytest.raises(InputError, match="give example inputs or batch/input_shape"):
+        extract_workload(path, x, input_shape=(2, 5, 7))
+    with pytest.raises(InputError, match=r"an example input of type complex64 does not fit "
+                                         r"graph input 'x' of type float32$"):
+        extract_workload(path, np.ones((3, 2, 5, 7), np.complex64))

@@ -67,8 +67,8 @@ def generated_inputs(inputs: Sequence[onnx.ValueInfoProto], seed: int) -> dict[s
         seed: seed of the one ``torch.Generator`` the float inputs are drawn from.
 
     Returns:
-        The feeds by input name: standard normal for floating-point inputs (cast to the
-        input's type), zeros for integer and boolean ones.
+        The feeds by input name: zeros for integer and boolean inputs, standard normal
+        values (cast to the input's type) for the others.
     """
     import torch
 
@@ -78,10 +78,10 @@ def generated_inputs(inputs: Sequence[onnx.ValueInfoProto], seed: int) -> dict[s
         tensor_type = value_info.type.tensor_type
         dims = [d.dim_value for d in tensor_type.shape.dim]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-        if np.issubdtype(dtype, np.floating):
-            values = torch.randn(dims, generator=generator).numpy().astype(dtype)
-        else:
+        if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_):
             values = np.zeros(dims, dtype=dtype)
+        else:  # numpy floats and ml_dtypes' (bfloat16, float8 ...), whose kind is "V"
+            values = torch.randn(dims, generator=generator).numpy().astype(dtype)
         feeds[value_info.name] = values
     return feeds
 

@@ -81,7 +81,8 @@ def fix_input_shapes(inputs: Sequence[onnx.ValueInfoProto], *, batch: int | None
                              f"in its shape {dims_text(value_info)}: an empty input has no "
                              "workload")
     if examples is not None:
-        if batch is not None or input_shape is not None:
+        first = examples[0].shape[:1] if examples and examples[0].ndim else ()
+        if input_shape is not None or batch not in (None, *first):
             raise InputError("give example inputs or batch/input_shape for an ONNX file, "
                              "not both: the examples fix the shapes")
         return _from_examples(inputs, examples, path)
