@@ -6,6 +6,7 @@ as dense; onnxruntime's own log lines never reach the user.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import subprocess
@@ -246,3 +247,12 @@ def test_example_inputs_fix_the_shapes_of_a_dynamic_graph(tmp_path) -> None:
     with pytest.raises(InputError, match=r"an example input of type complex64 does not fit "
                                          r"graph input 'x' of type float32$"):
         extract_workload(path, np.ones((3, 2, 5, 7), np.complex64))
+
+
+def test_note_is_in_the_table_json_and_html(tmp_path) -> None:
+    report = estimate(_custom_op_graph(tmp_path))
+    (note,) = report.workload.notes
+    assert DENSE in note
+    assert report.to_dict()["notes"] == [note]
+    assert f"<th>note</th><td>{html.escape(note)}</td>" in report.to_html()
+    assert f"note: {note}" in " ".join(report.to_table().split())
