@@ -94,7 +94,8 @@ def test_gemm_transposes_and_kinds(tmp_path: Path) -> None:
     # fc: A^T is [3, 8], B^T is [8, 5]; mm: two activations [3, 5] @ [5, 7]
     assert (fc_layer.kind, fc_layer.N, fc_layer.C, fc_layer.M) == (LayerKind.FC, 3, 8, 5)
     assert (mm_layer.kind, mm_layer.N, mm_layer.C, mm_layer.M) == (LayerKind.MATMUL, 3, 5, 7)
-    assert mm_layer.density.weights_rlc_pairs is None
+    # the activation second operand is measured, as PyTorch does (random normal: no zeros)
+    assert (mm_layer.density.weights, mm_layer.density.weights_rlc_pairs) == (1.0, 1.0)
 
 
 def test_matmul_batched_and_broadcast(tmp_path: Path) -> None:
@@ -120,7 +121,8 @@ def test_matmul_on_a_transposed_initializer_is_fc_with_its_density(tmp_path: Pat
     assert (layer.kind, layer.N, layer.C, layer.M, layer.G) == (LayerKind.FC, 10, 8, 6, 1)
     assert (layer.density.weights, layer.density.weights_rlc_pairs) == tensor_stats(w_stored)
     assert layer.density.weights == 0.5
-    assert (layer.density.ifmaps, layer.density.ifmaps_rlc_pairs) == (1.0, None)
+    # the ifmap is measured on the generated input: standard normal, no zeros
+    assert (layer.density.ifmaps, layer.density.ifmaps_rlc_pairs) == (1.0, 1.0)
     assert w.unmodelled == ()  # the Transpose of a weight is not part of the workload
     (unmeasured,) = workload_from_onnx(path, measure_density=False).layers
     assert (unmeasured.density.weights, unmeasured.density.weights_rlc_pairs) == (1.0, None)
@@ -128,9 +130,9 @@ def test_matmul_on_a_transposed_initializer_is_fc_with_its_density(tmp_path: Pat
 
 def test_dynamic_batch_and_input_shape(tmp_path: Path) -> None:
     conv = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
-    path = save(tmp_path, [conv], [x_input("batch", 3, 32, 32)], [("w", weights(4, 3, 3, 3))])
-    assert workload_from_onnx(path).layers[0].N == 1
-    assert workload_from_onnx(path, batch=4).layers[0].N == 4
+    path = save(tmp_path, [conv], [x_input("batch", 3, "h", "w")], [("w", weights(4, 3, 3, 3))])
+    assert workload_from_onnx(path, input_shape=(3, 32, 32)).layers[0].N == 1
+    assert workload_from_onnx(path, batch=4, input_shape=(3, 32, 32)).layers[0].N == 4
     layer = workload_from_onnx(path, batch=2, input_shape=(3, 16, 20)).layers[0]
     assert (layer.N, layer.H, layer.W, layer.E, layer.F) == (2, 18, 22, 16, 20)
     with pytest.raises(InputError, match=r"input_shape \(16, 20\) has 2 dimensions but graph "
@@ -151,7 +153,7 @@ def test_unmodelled_and_free_nodes(tmp_path: Path) -> None:
         helper.make_node("Gemm", ["f", "fc"], ["y"], name="fc", transB=1),
     ]
     inits = [("w", weights(4, 3, 3, 3)), ("wt", weights(4, 2, 2, 2)),
-             ("fc", weights(10, 2 * 4 * 4))]
+             ("fc", weights(10, 2 * 3 * 3))]  # ConvTranspose: [1, 4, 2, 2] -> [1, 2, 3, 3]
     w = workload_from_onnx(save(tmp_path, nodes, [x_input(1, 3, 6, 6)], inits))
     assert [layer.name for layer in w] == ["conv", "fc"]
     assert {u.op: u.count for u in w.unmodelled} == {"ConvTranspose": 1, "MaxPool": 1, "Relu": 2}
@@ -231,7 +233,9 @@ def test_dynamic_batch_attention_resolved_by_running_the_graph(
     assert [layer.kind for layer in got] == [layer.kind for layer in expected]
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # no runtime: a clear error
     with pytest.raises(ModelLoadError, match=r"cannot resolve the shape of tensor .* input of "
-                                             r"node '/attn/MatMul_1' \(MatMul\); install onnxrun"):
+                                             r"node '/attn/MatMul_1' \(MatMul\); running the "
+                                             r"graph for its shapes failed: onnxruntime is "
+                                             r"not installed$"):
         workload_from_onnx(path, batch=2)
 
 

@@ -232,8 +232,8 @@ def test_extract_workload_dispatch() -> None:
         extract_workload(net)
     with pytest.raises(InputError, match="cannot extract a workload from a int"):
         extract_workload(3)  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="example_inputs cannot be used with the ONNX file"):
-        extract_workload("model.onnx", torch.randn(1))
+    with pytest.raises(InputError, match="ONNX file 'model.onnx' does not exist"):
+        extract_workload("model.onnx", torch.randn(1))  # ONNX takes examples too (own tests)
 
 
 # Whole torchvision networks, batch 1, 224 x 224, random weights. MACs from

@@ -38,13 +38,14 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="seed of random weights and inputs")
 
 
-def load_workload(spec: str, *, batch: int, input_shape: tuple[int, ...] | None, seed: int,
+def load_workload(spec: str, *, batch: int | None, input_shape: tuple[int, ...] | None, seed: int,
                   dense: bool, precision: Precision | None) -> Workload:
     """Extract the workload of the model ``spec`` once, at batch size ``batch``.
 
     Args:
         spec: a torchvision model name, an ``.onnx`` path or ``package.module:factory``.
-        batch: the batch size N of the random inputs (or of an ONNX dynamic batch).
+        batch: the batch size N of the random inputs (or of an ONNX dynamic batch; a
+            fixed one must agree); None: 1, or the ONNX graph's fixed batch.
         input_shape: per-item input shape; default the model's own.
         seed: seed of the random weights and inputs.
         dense: all operands dense instead of measured densities.
@@ -59,7 +60,8 @@ def load_workload(spec: str, *, batch: int, input_shape: tuple[int, ...] | None,
     loaded = load_model(spec, seed=seed)
     if isinstance(loaded.model, Path):
         workload = extract_workload(loaded.model, name=loaded.name, batch=batch,
-                                    input_shape=input_shape)
+                                    input_shape=input_shape, measure_density=not dense,
+                                    seed=seed)
     else:
         item_shape = input_shape or loaded.input_shape
         if item_shape is None:
@@ -67,7 +69,7 @@ def load_workload(spec: str, *, batch: int, input_shape: tuple[int, ...] | None,
         import torch
 
         generator = torch.Generator().manual_seed(seed)
-        inputs = torch.randn((batch, *item_shape), generator=generator)
+        inputs = torch.randn((batch or 1, *item_shape), generator=generator)
         workload = extract_workload(loaded.model, inputs, name=loaded.name)
     if dense:
         workload = workload.with_densities({layer.name: Density() for layer in workload})

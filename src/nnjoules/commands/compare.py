@@ -59,7 +59,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     hardware = [load_hardware(name) for name in hardware_names]  # fail early on bad files
     reports = []
     for spec in args.models:
-        workload = common.load_workload(spec, batch=args.batch or 1,
+        workload = common.load_workload(spec, batch=args.batch,
                                         input_shape=args.input_shape, seed=args.seed,
                                         dense=args.dense, precision=args.bits)
         for hw in hardware:

@@ -67,7 +67,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
                           input_shape=args.input_shape if example_inputs is None else None,
                           compression=args.compression, gating=args.gating,
                           densities=densities, measure_density=not args.dense,
-                          name=loaded.name, progress=advance)
+                          name=loaded.name, seed=args.seed, progress=advance)
     if not args.quiet:
         sys.stdout.write(report.to_table())
     if args.json is not None:

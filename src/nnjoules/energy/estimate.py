@@ -26,21 +26,23 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
              compression: Compression | str = Compression.SIGNIFICANCE_MAP,
              gating: Gating | str = Gating.EITHER,
              densities: MappingABC[str, Density | MappingABC[str, float]] | None = None,
-             measure_density: bool = True, name: str | None = None,
+             measure_density: bool = True, name: str | None = None, seed: int = 0,
              progress: Callable[[Layer], None] | None = None) -> EnergyReport:
     """Estimate the energy of running ``model`` on ``hardware``.
 
     Args:
         model: a ``torch.nn.Module``, a path to an ``.onnx`` file, or a `Workload`.
-        example_inputs: inputs for a module (their batch is N); densities of the
-            ifmaps are measured from them.
+        example_inputs: inputs to run the model on (their batch is N); activation
+            densities are measured from them. For an ONNX file: one tensor or array per
+            graph input, in order.
         hardware: a preset name (``"eyeriss"``, ``"eyeriss-isca2016"``), a YAML file
             or a `Hardware`.
         batch: N when inputs are generated from ``input_shape`` or for an ONNX file's
-            dynamic batch (default 1).
+            dynamic batch (default 1); an ONNX file's fixed batch must agree.
         bits: one bit-width for weights, ifmaps and ofmaps, or a `Precision`.
         input_shape: per-item input shape, e.g. ``(3, 224, 224)``, when no
-            ``example_inputs`` are given.
+            ``example_inputs`` are given (ONNX: the first input's, for its dynamic
+            dimensions; fixed ones must agree).
         compression: DRAM compression of zeros: ``"none"``, ``"significance-map"``
             (default, the analytical tool's rule) or ``"rlc"``.
         gating: which zeros skip a MAC: ``"either"`` operand (default, the
@@ -49,8 +51,12 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
             nor paired with an ifmap; Eyeriss v2).
         densities: per-layer overrides, by layer name: a `Density` or a dict of
             its fields (``{"weights": 0.3}``); unnamed fields keep measured values.
-        measure_density: measure weight and ifmap densities from the model.
+        measure_density: measure weight and activation densities from the model (an
+            ONNX graph is run with ONNX Runtime; if it cannot run, activations are taken
+            as dense and ``report.workload.notes`` says so).
         name: the network's name in the report.
+        seed: seed of the inputs generated when no ``example_inputs`` are given
+            (standard normal, from ``torch.Generator().manual_seed(seed)``).
         progress: called with each layer before it is mapped (for progress bars).
 
     Returns:
@@ -66,7 +72,7 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
     compression = _option(Compression, compression, "compression")
     gating = _option(Gating, gating, "gating")
     workload = _workload(model, example_inputs, batch=batch, input_shape=input_shape,
-                         measure_density=measure_density, name=name)
+                         measure_density=measure_density, name=name, seed=seed)
     if bits is not None:
         workload = workload.with_precision(_precision(bits))
     if densities:
@@ -105,7 +111,7 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
 
 def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
               input_shape: tuple[int, ...] | None, measure_density: bool,
-              name: str | None) -> Workload:
+              name: str | None, seed: int) -> Workload:
     if batch is not None and (not isinstance(batch, int) or batch < 1):
         raise InputError(f"batch must be a positive integer, got {batch!r}")
     if isinstance(model, Workload):
@@ -121,8 +127,9 @@ def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
         if given != batch:
             raise InputError(f"batch={batch} but the example inputs have batch {given}: the "
                              "inputs fix N; give inputs of that batch or leave batch out")
-    return extract_workload(model, example_inputs, name=name, batch=batch or 1,
-                            input_shape=input_shape, measure_density=measure_density)
+    return extract_workload(model, example_inputs, name=name, batch=batch,
+                            input_shape=input_shape, measure_density=measure_density,
+                            seed=seed)
 
 
 def _option(kind: type[OptionT], value: OptionT | str, label: str) -> OptionT:

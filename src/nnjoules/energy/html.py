@@ -289,6 +289,7 @@ def _assumptions(report: EnergyReport) -> str:
         ("bit-widths (weights/ifmaps/ofmaps)", ", ".join(f"{w}/{i}/{o}" for w, i, o in bits)),
         ("N per layer", ", ".join(str(n) for n in batches)),
         ("not modelled (no energy counted)", unmodelled or "none"),
+        *(("note", note) for note in report.workload.notes),
     ]
     return "<h2>Assumptions</h2>\n" + _kv_table(rows, "assumptions")
 

@@ -187,6 +187,7 @@ class EnergyReport:
             },
             "layers": [item.to_dict() for item in self.layers],
             "unmodelled_ops": {op.op: op.count for op in self.workload.unmodelled},
+            "notes": list(self.workload.notes),
         }
 
     def to_json(self, path: str | Path | None = None) -> str:

@@ -77,4 +77,6 @@ def render_report(report: EnergyReport, *, width: int = 160) -> str:
     if report.workload.unmodelled:
         ops = ", ".join(f"{op.op} x{op.count}" for op in report.workload.unmodelled)
         console.print(f"not modelled (no energy counted): {ops}")
+    for note in report.workload.notes:
+        console.print(f"note: {note}")
     return buffer.getvalue()

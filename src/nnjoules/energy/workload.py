@@ -242,6 +242,9 @@ class Workload:
     name: str
     layers: tuple[Layer, ...]
     unmodelled: tuple[UnmodelledOp, ...] = ()
+    # What the numbers assume that the user did not ask for (e.g. activations taken as
+    # dense because an ONNX graph could not be run); one sentence each.
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.layers:

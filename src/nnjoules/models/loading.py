@@ -35,6 +35,8 @@ def load_model(spec: str, *, seed: int = 0) -> LoadedModel:
     """
     if spec.lower().endswith(".onnx"):
         path = Path(spec)
+        if path.is_dir():
+            raise ModelLoadError(f"{spec}: is a folder, not an ONNX file")
         if not path.is_file():
             raise ModelLoadError(f"{spec}: no such ONNX file")
         return LoadedModel(name=path.stem, model=path, input_shape=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -27,42 +28,58 @@ __all__ = ["density", "expected_rlc_pairs_per_value", "extract_workload", "rlc_p
 
 def extract_workload(model: nn.Module | str | Path,
                      example_inputs: Tensor | tuple[Tensor, ...] | None = None, *,
-                     name: str | None = None, batch: int = 1,
+                     name: str | None = None, batch: int | None = None,
                      input_shape: tuple[int, ...] | None = None,
-                     measure_density: bool = True) -> Workload:
+                     measure_density: bool = True, seed: int = 0) -> Workload:
     """The workload of a module (run on sample inputs) or of an ONNX file.
 
     Args:
         model: an ``nn.Module``, or the path of an ``.onnx`` file.
-        example_inputs: inputs to run a module on; their values set the measured
-            densities. Not used with ONNX files.
+        example_inputs: inputs to run the model on (for ONNX, one per graph input, in
+            order); their values set the measured densities and their shapes the layers'.
         name: the workload name (default: the class name, or the file name).
-        batch: for a module without ``example_inputs``, the batch of the random input;
-            for ONNX, the size given to a dynamic batch dimension.
-        input_shape: one input's shape without the batch, e.g. ``(3, 224, 224)``. For a
-            module without ``example_inputs`` the input is drawn from a standard normal
-            distribution with seed 0; for ONNX it overrides the graph's input shape.
-        measure_density: measure operand densities and run-length statistics (weights
-            only, for ONNX); when False every density is 1.0.
+        batch: without ``example_inputs``, the batch of the generated input (default 1);
+            for ONNX, the size of a dynamic batch dimension (a fixed one must agree).
+        input_shape: one input's shape without the batch, e.g. ``(3, 224, 224)``, when no
+            ``example_inputs`` are given; for ONNX it fills the first graph input's
+            dynamic dimensions (fixed ones must agree).
+        measure_density: measure operand densities and run-length statistics (ONNX:
+            weights from the initializers, activations by running the graph with ONNX
+            Runtime); when False every density is 1.0.
+        seed: seed of generated inputs: standard normal values from a
+            ``torch.Generator`` seeded with it.
 
     Raises:
-        InputError: a module without ``example_inputs`` or ``input_shape``, example
-            inputs given with an ONNX file, or a model of another type.
+        InputError: a module without ``example_inputs`` or ``input_shape``, options that
+            contradict an ONNX graph, or a model of another type.
         ModelLoadError: see `workload_from_module` and `workload_from_onnx`.
     """
     if isinstance(model, nn.Module):
         if example_inputs is None:
             if input_shape is None:
                 raise InputError("a module needs example_inputs or an input_shape to run on")
-            generator = torch.Generator().manual_seed(0)
-            example_inputs = torch.randn((batch, *input_shape), generator=generator)
+            generator = torch.Generator().manual_seed(seed)
+            example_inputs = torch.randn((batch or 1, *input_shape), generator=generator)
         return workload_from_module(model, example_inputs, name=name,
                                     measure_density=measure_density)
     if isinstance(model, str | Path):
-        if example_inputs is not None:
-            raise InputError(f"example_inputs cannot be used with the ONNX file {str(model)!r}: "
-                             "its activation densities are not measured")
+        arrays = None if example_inputs is None else _arrays(model, example_inputs)
         return workload_from_onnx(model, batch=batch, input_shape=input_shape, name=name,
-                                  measure_density=measure_density)
+                                  measure_density=measure_density, inputs=arrays, seed=seed)
     raise InputError(f"cannot extract a workload from a {type(model).__name__}: give an "
                      "nn.Module or the path of an .onnx file")
+
+
+def _arrays(model: str | Path, example_inputs: object) -> list[np.ndarray]:
+    """Example inputs for an ONNX graph as numpy arrays (tensors or arrays accepted)."""
+    items = example_inputs if isinstance(example_inputs, tuple | list) else (example_inputs,)
+    arrays = []
+    for k, item in enumerate(items):
+        if isinstance(item, Tensor):
+            arrays.append(item.detach().cpu().numpy())
+        elif isinstance(item, np.ndarray):
+            arrays.append(item)
+        else:
+            raise InputError(f"example input {k} for the ONNX file {str(model)!r} is a "
+                             f"{type(item).__name__}: give tensors or numpy arrays")
+    return arrays

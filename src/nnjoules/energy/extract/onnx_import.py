@@ -1,9 +1,9 @@
 """Read the workload of an ONNX graph: Conv, Gemm and MatMul nodes as layers.
 
 Shapes come from ``onnx.shape_inference`` (with data propagation) after the graph's
-dynamic batch dimension is fixed. Graphs whose shape arithmetic it cannot follow (the
+dynamic dimensions are fixed. Graphs whose shape arithmetic it cannot follow (the
 TorchScript exporter's dynamic-batch attention computes head sizes with ``Div``) are
-run once with onnxruntime, when it is installed, to read the missing shapes.
+run once with onnxruntime to read the missing shapes.
 
 Decisions:
 
@@ -12,7 +12,12 @@ Decisions:
   and are skipped. A product with a static operand is an FC layer whose weight density
   is measured on that initializer (followed through Transpose, Reshape, Cast ...);
   a product of two activations is a MATMUL layer.
-* ONNX holds no activations: ifmap and ofmap densities are 1.0 and unmeasured.
+* ONNX holds no activations: their densities are measured by running the graph with
+  ONNX Runtime on seeded or given inputs (`onnx_run`); when it cannot run, they are
+  taken as dense and the workload's notes say so.
+* Each modelled node's input shape is checked against its weights, and options
+  against the graph's fixed input dimensions (`onnx_shapes`): a mismatch is an
+  `InputError` naming the node or input, never a layer with wrong letters.
 * Data-layout nodes (`FREE_OPS`) are not reported; other nodes are counted in
   ``Workload.unmodelled`` by op type (``domain.op_type`` outside the default domain).
   3-D convolutions are reported as ``Conv[3d]``; ``ConvTranspose`` as itself.
@@ -23,18 +28,33 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import external_data_helper, numpy_helper
 
+from nnjoules.energy.extract.onnx_run import (
+    GraphRunError,
+    activation_densities,
+    generated_inputs,
+    layer_operands,
+    run_graph,
+)
+from nnjoules.energy.extract.onnx_shapes import (
+    ShapeMismatch,
+    check_conv,
+    check_gemm,
+    check_inner,
+    dims_text,
+    fix_input_shapes,
+)
 from nnjoules.energy.extract.product import ProductShape
 from nnjoules.energy.extract.sparsity import tensor_stats
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
-from nnjoules.errors import InputError, ModelLoadError
+from nnjoules.errors import ModelLoadError
 
 __all__ = ["FREE_OPS", "workload_from_onnx"]
 
@@ -95,6 +115,7 @@ def _conv(node: onnx.NodeProto, g: _Graph) -> tuple[_Product, ...] | str:
     # [N, G*M, E, F] = Conv([N, G*C, H, W], [G*M, C, R, S]; strides, pads, dilations,
     #                       group G); a 1-D conv is a 1 x L image
     x, w = g.shape(node, 0), g.shape(node, 1)
+    check_conv(node, x, w, int(_attr(node, "group", 1)))  # type: ignore[call-overload]
     nd = len(x) - 2
     if nd not in (1, 2):
         return f"Conv[{nd}d]"
@@ -141,6 +162,8 @@ def _conv_pads(node: onnx.NodeProto, size: tuple[int, ...], kernel: tuple[int, .
 def _gemm(node: onnx.NodeProto, g: _Graph) -> tuple[_Product, ...]:
     # [N, M] = Gemm(A [N, C] (A^T if transA), B [C, M] (B^T if transB)) + bias
     a, b = g.shape(node, 0), g.shape(node, 1)
+    check_gemm(node, a, b, trans_a=bool(_attr(node, "transA", 0)),
+               trans_b=bool(_attr(node, "transB", 0)))
     n, c = (a[1], a[0]) if _attr(node, "transA", 0) else a
     m = b[0] if _attr(node, "transB", 0) else b[1]
     return (_fc_or_matmul(node, g, n=n, c=c, m=m, batch=1, fold=1),)
@@ -151,6 +174,7 @@ def _matmul(node: onnx.NodeProto, g: _Graph) -> tuple[_Product, ...]:
     a, b = g.shape(node, 0), g.shape(node, 1)
     a2 = (1, *a) if len(a) == 1 else a  # 1-D operands become a row / a column
     b2 = (*b, 1) if len(b) == 1 else b
+    check_inner(node, a2, b2, a_inner=-1, b_inner=-2, batch=True)
     batch = math.prod(np.broadcast_shapes(a2[:-2], b2[:-2]))
     n, c, m = a2[-2], a2[-1], b2[-1]
     if g.is_static(node, 1) and len(b2) == 2:  # shared weights: the batch is more rows
@@ -176,56 +200,85 @@ _HANDLERS: dict[str, _Handler] = {"Conv": _conv, "Gemm": _gemm, "MatMul": _matmu
 
 def workload_from_onnx(path: str | Path, *, batch: int | None = None,
                        input_shape: tuple[int, ...] | None = None,
-                       name: str | None = None, measure_density: bool = True) -> Workload:
+                       name: str | None = None, measure_density: bool = True,
+                       inputs: Sequence[np.ndarray] | None = None, seed: int = 0) -> Workload:
     """The workload of the ONNX graph in ``path``.
 
     Args:
         path: an ``.onnx`` file (external data next to it is loaded too).
-        batch: size of a dynamic (symbolic) first dimension of the graph inputs; 1 when
-            not given. A batch fixed in the graph is kept (re-export with a dynamic axis
-            to change it).
+        batch: size of the dynamic (symbolic) first dimension of the graph inputs; 1 when
+            not given. A batch fixed in the graph cannot be changed (see `onnx_shapes`).
         input_shape: the first graph input's shape *without* the batch dimension, e.g.
-            ``(3, 224, 224)``; overrides the shape stored in the graph.
+            ``(3, 224, 224)``, for its dynamic dimensions; fixed ones must agree.
         name: the workload name; defaults to the file name without suffix.
-        measure_density: measure weight densities and run-length statistics on the
-            initializers; when False every density is 1.0.
+        measure_density: measure weight densities on the initializers and activation
+            densities by running the graph with ONNX Runtime (`onnx_run`); when False
+            every density is 1.0.
+        inputs: arrays to run the graph on, one per graph input in order; their shapes
+            fix the inputs' shapes. Default: generated from ``seed``.
+        seed: seed of the generated inputs (standard normal, as the CLI draws them).
 
     Returns:
         Conv, Gemm and MatMul nodes as layers in graph order (named by node name,
-        repeats get ``#1``, ``#2`` ...), with weight densities measured on the
-        initializers, and the unmodelled node types with their counts.
+        repeats get ``#1``, ``#2`` ...), with measured densities, and the unmodelled node
+        types with their counts. When the graph cannot be run, activations are taken as
+        dense: a warning is logged and ``Workload.notes`` says why.
 
     Raises:
         ModelLoadError: the file is missing or not ONNX, or a shape cannot be resolved
             (the message names the node and the tensor).
-        InputError: ``batch`` or ``input_shape`` is not usable for this graph.
+        InputError: ``batch``, ``input_shape`` or ``inputs`` contradict the graph's
+            inputs, or a node's input shape disagrees with its weights (names the node).
     """
     path = Path(path)
-    model = _load(path)
+    model, not_loaded = _load(path)
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in init_names]
-    _fix_input_shapes(inputs, batch, input_shape, path)
+    graph_inputs = [i for i in graph.input if i.name not in init_names]
+    feeds = fix_input_shapes(graph_inputs, batch=batch, input_shape=input_shape,
+                             examples=inputs, path=path)
     static, sources, tensors = _static_values(graph)
     g = _Graph(_infer_shapes(model, path), static)
     try:
-        found = _walk(graph, g)
-    except _Unresolved as first:
-        g.shapes.update(_run_for_shapes(model, inputs, first, path))
-        try:
-            found = _walk(graph, g)
-        except _Unresolved as err:
-            raise _unresolved_error(err, path, "") from None
+        found = _find(model, graph_inputs, g, path, feeds or {}, seed)
+    except ShapeMismatch as err:
+        raise ShapeMismatch(f"{path}: {err}") from None
     layers = _layers(found, sources if measure_density else {}, tensors, path)
     unmodelled = tuple(UnmodelledOp(op, n) for op, n in sorted(found.unmodelled.items()))
     label = name or path.stem
     if not layers:
         raise ModelLoadError(f"{path}: the graph has no Conv, Gemm or MatMul node on its "
                              f"inputs; node types seen: {[u.op for u in unmodelled]}")
-    return Workload(label, layers, unmodelled)
+    notes: tuple[str, ...] = ()
+    if measure_density:
+        operands = layer_operands(graph, found.nodes, layers, static)
+        layers, note = activation_densities(model, graph_inputs, layers, operands, feeds,
+                                            seed=seed, not_loaded=not_loaded)
+        notes = () if note is None else (f"{path}: {note}",)
+    elif not_loaded:
+        notes = (f"{path}: {not_loaded}",)
+    for note in notes:
+        log.warning("%s", note)
+    return Workload(label, layers, unmodelled, notes=notes)
 
 
-def _load(path: Path) -> onnx.ModelProto:
+def _find(model: onnx.ModelProto, graph_inputs: list[onnx.ValueInfoProto], g: _Graph,
+          path: Path, feeds: dict[str, np.ndarray], seed: int) -> _Found:
+    """The products of the graph; runs it for the shapes inference leaves unknown."""
+    try:
+        return _walk(model.graph, g)
+    except _Unresolved as first:
+        g.shapes.update(_run_for_shapes(model, graph_inputs, first, path, feeds, seed))
+        try:
+            return _walk(model.graph, g)
+        except _Unresolved as err:
+            raise _unresolved_error(err, path, "") from None
+
+
+def _load(path: Path) -> tuple[onnx.ModelProto, str | None]:
+    """The model, and why its external weight data was not loaded (None: it was)."""
+    if path.is_dir():
+        raise ModelLoadError(f"{str(path)!r} is a folder, not an ONNX file")
     if not path.is_file():
         raise ModelLoadError(f"ONNX file {str(path)!r} does not exist")
     try:
@@ -237,35 +290,16 @@ def _load(path: Path) -> onnx.ModelProto:
     try:
         external_data_helper.load_external_data_for_model(model, str(path.parent))
     except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-        # Shapes need no weight values: go on, with those weights' densities unknown (1.0).
-        log.warning("%s: external weight data not loaded (%s); weight densities of the "
-                    "layers using it are taken as 1.0", path, exc)
-    return model
+        # Shapes need no weight values: go on, with the densities that need them 1.0.
+        return model, (f"external weight data not loaded ({exc}); the weight densities "
+                       "of the layers using it and all activation densities are taken as "
+                       "1.0 (dense)")
+    return model, None
 
 
 def _is_external(tensor: onnx.TensorProto) -> bool:
     """Whether the tensor's values live in a file that was not loaded."""
     return tensor.data_location == onnx.TensorProto.EXTERNAL
-
-
-def _fix_input_shapes(inputs: list[onnx.ValueInfoProto], batch: int | None,
-                      input_shape: tuple[int, ...] | None, path: Path) -> None:
-    """Fill in dynamic batch dimensions and, if given, the first input's shape."""
-    for value in (*(() if batch is None else (batch,)), *(input_shape or ())):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputError(f"batch and input_shape must be positive integers, got "
-                             f"batch={batch!r}, input_shape={input_shape!r}")
-    for k, value_info in enumerate(inputs):
-        dims = value_info.type.tensor_type.shape.dim
-        if dims and dims[0].dim_value <= 0:  # symbolic or unknown: the batch
-            dims[0].dim_value = batch or 1
-        if k == 0 and input_shape is not None:
-            if len(dims) != len(input_shape) + 1:
-                raise InputError(f"{path}: input_shape {tuple(input_shape)} has "
-                                 f"{len(input_shape)} dimensions but graph input "
-                                 f"{value_info.name!r} has {len(dims)} including the batch")
-            for dim, size in zip(list(dims)[1:], input_shape, strict=True):
-                dim.dim_value = size
 
 
 def _static_values(graph: onnx.GraphProto
@@ -335,6 +369,7 @@ class _Found:
 
     products: list[tuple[str, str, _Product]]  # name, op type, product
     unmodelled: Counter[str]
+    nodes: list[onnx.NodeProto] = field(default_factory=list)  # the node of each product
 
 
 def _walk(graph: onnx.GraphProto, g: _Graph) -> _Found:
@@ -354,6 +389,7 @@ def _walk(graph: onnx.GraphProto, g: _Graph) -> _Found:
                 names[base] += 1
                 found.products.append((base if count == 0 else f"{base}#{count}",
                                        node.op_type, product))
+                found.nodes.append(node)
         elif node.domain not in ("", "ai.onnx"):
             found.unmodelled[f"{node.domain}.{node.op_type}"] += 1
         elif node.op_type not in FREE_OPS:
@@ -385,45 +421,21 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
 
 
 def _run_for_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto],
-                    first: _Unresolved, path: Path) -> dict[str, tuple[int, ...]]:
-    """Shapes of the inputs of every modelled node, by running the graph once on zeros."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise _unresolved_error(first, path, "; install onnxruntime to run the graph "
-                                "for its shapes") from None
-    feeds = {}
+                    first: _Unresolved, path: Path, feeds: dict[str, np.ndarray],
+                    seed: int) -> dict[str, tuple[int, ...]]:
+    """Shapes of the inputs of every modelled node, by running the graph once."""
     for value_info in inputs:
-        tensor_type = value_info.type.tensor_type
-        dims = [d.dim_value for d in tensor_type.shape.dim]
-        if not all(d > 0 for d in dims):
+        if not all(d.dim_value > 0 for d in value_info.type.tensor_type.shape.dim):
             raise _unresolved_error(first, path, f"; graph input {value_info.name!r} has "
-                                    f"unknown dimensions {_dims_text(value_info)}")
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-        feeds[value_info.name] = np.zeros(dims, dtype=dtype)
-    known = {o.name for o in model.graph.output}
+                                    f"unknown dimensions {dims_text(value_info)}")
     wanted = sorted({i for n in model.graph.node if n.op_type in _HANDLERS
                      for i in n.input if i} - {t.name for t in model.graph.initializer})
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted if n not in known)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(probe.SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
-        values = session.run(wanted, feeds)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
-        raise _unresolved_error(first, path, f"; running it with onnxruntime failed: "
-                                f"{exc}") from exc
-    return {n: tuple(v.shape) for n, v in zip(wanted, values, strict=True)}
-
-
-def _dims_text(value_info: onnx.ValueInfoProto) -> str:
-    dims = value_info.type.tensor_type.shape.dim
-    return "[" + ", ".join(d.dim_param or str(d.dim_value) if d.dim_value <= 0 else
-                           str(d.dim_value) for d in dims) + "]"
+        values = run_graph(model, feeds or generated_inputs(inputs, seed), wanted)
+    except GraphRunError as exc:
+        raise _unresolved_error(first, path, f"; running the graph for its shapes "
+                                f"failed: {exc}") from None
+    return {n: tuple(v.shape) for n, v in values.items()}
 
 
 def _unresolved_error(err: _Unresolved, path: Path, detail: str) -> ModelLoadError:
