@@ -33,10 +33,12 @@ import enum
 import math
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
+from typing import TypeVar
 
 from nnjoules.energy.access import AccessCounts
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware, Level
 from nnjoules.energy.workload import Layer, Operand
+from nnjoules.errors import InputError
 
 RLC_RUN_BITS = 5
 RLC_PAIRS_PER_TERMINATION_BIT = 3
@@ -64,6 +66,22 @@ GATING_TEXT = {
                                "zero ifmap is skipped too (dense MACs x weight density x ifmap "
                                "density), with the RF weight and psum accesses serving it",
 }
+
+
+RuleT = TypeVar("RuleT", "Compression", "CompressionLevels", Gating)
+
+
+def parse_rule(kind: type[RuleT], value: RuleT | str, label: str) -> RuleT:
+    """``value`` as the rule ``kind``.
+
+    Raises:
+        InputError: ``value`` names no such rule; the message lists the choices.
+    """
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(rule.value for rule in kind)
+        raise InputError(f"unknown {label} {value!r}; choose one of {choices}") from None
 
 
 def executed_fraction(layer: Layer, gating: Gating) -> float:
@@ -163,6 +181,14 @@ class CompressionLevels(enum.StrEnum):
                   CompressionLevels.DRAM_GLB: (Level.DRAM, Level.GLB),
                   CompressionLevels.ALL: (Level.DRAM, Level.GLB, Level.ARRAY)}[self]
         return frozenset(chosen)
+
+
+LEVELS_TEXT = {
+    CompressionLevels.DRAM: "dram: weights, ifmaps and ofmaps to and from DRAM only",
+    CompressionLevels.DRAM_GLB: "dram,glb: also weights and ifmaps read from the GLB",
+    CompressionLevels.ALL: "all: also weights and ifmaps passed across the PE array "
+                           "(psums stay raw on chip)",
+}
 
 
 def bits_per_value(layer: Layer, level: Level, operand: Operand, compression: Compression,
