@@ -1,9 +1,11 @@
-"""Skipping rules against the loop-nest oracle, on tiny layers with given zero positions.
+"""Sparsity rules against the loop-nest oracle, on tiny layers with given zero positions.
 
-The simulator runs the row-stationary schedule on real values and counts every MAC by
-whether its ifmap and its weight are non-zero. Each rule says, per MAC, which RF reads
-it makes (cost.py): that count, taken event by event, must equal what the costing
-charges, ``dense RF reads x rf_read_fraction`` and ``MACs x executed_fraction``.
+The simulator runs the row-stationary schedule on real values, counts every MAC by
+whether its ifmap and its weight are non-zero, and every move by whether the value is
+non-zero. Each skipping rule says, per MAC, which RF reads it makes, and each
+compression-levels rule which moves carry compressed bits (cost.py): counted event by
+event, these must equal what the costing charges (``dense RF reads x rf_read_fraction``,
+``MACs x executed_fraction``, ``moves x (1 + density x bits)`` for a significance map).
 
 Zeros are placed as whole filters (weights) and whole input channels (ifmaps): every
 filter and every channel is used by the same number of MACs, so the densities are
@@ -21,14 +23,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnjoules.energy.access import count_accesses
-from nnjoules.energy.cost import Compression, Gating, energy_of
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of
 from nnjoules.energy.dataflow import Mapping
 from nnjoules.energy.hardware import Level
 from nnjoules.energy.workload import Density, Layer, Operand
-from oracle.rs_simulator import operand_pairs
+from oracle.rs_simulator import zero_events
 from test_oracle import SETTINGS, mappings_for, roomy_hardware, tiny_layers
 
-RF, IFMAPS, WEIGHTS = Level.RF, Operand.IFMAPS, Operand.WEIGHTS
+DRAM, GLB, ARRAY, RF = Level.DRAM, Level.GLB, Level.ARRAY, Level.RF
+IFMAPS, WEIGHTS = Operand.IFMAPS, Operand.WEIGHTS
 
 
 def rule_counts(pairs: Counter[tuple[bool, bool]], gating: Gating) -> dict[str, int]:
@@ -49,17 +52,27 @@ def check(layer: Layer, mapping: Mapping, zero_filters: set[int],
               for c in range(layer.C)] for _ in range(layer.N)]
     weights = [[[[0 if f in zero_filters else 1] * layer.S for _ in range(layer.R)]
                 for _ in range(layer.C)] for f in range(layer.M)]
-    pairs = operand_pairs(layer, mapping, ifmap, weights)
+    events = zero_events(layer, mapping, ifmap, weights)
     sparse = layer.with_density(Density(weights=1 - len(zero_filters) / layer.M,
                                         ifmaps=1 - len(zero_channels) / layer.C))
     counts = count_accesses(sparse, mapping)
     for gating in Gating:
-        expected = rule_counts(pairs, gating)
+        expected = rule_counts(events.pairs, gating)
         energy = energy_of(counts, sparse, roomy_hardware(), Compression.NONE, gating)
         # roomy hardware: one 16-bit RF read costs 1, so RF energy counts the reads
         charged = {"rf_ifmap_reads": energy.data[RF, IFMAPS],
                    "rf_weight_reads": energy.data[RF, WEIGHTS], "macs": energy.nonskipped_macs}
         assert charged == pytest.approx(expected, rel=1e-12), gating
+    compressed_moves = {"dram": {DRAM}, "dram,glb": {DRAM, GLB}, "all": {DRAM, GLB, ARRAY}}
+    for levels in CompressionLevels:
+        energy = energy_of(counts, sparse, roomy_hardware(), Compression.SIGNIFICANCE_MAP,
+                           Gating.NONE, levels)
+        for key in ((lv, op) for lv in (DRAM, GLB, ARRAY) for op in (IFMAPS, WEIGHTS)):
+            # significance map: 1 bit per value moved plus 16 per non-zero; raw: 16 per value
+            bits = (events.reads[key] + 16 * events.nonzero_reads[key]
+                    if key[0] in compressed_moves[levels.value] else 16 * events.reads[key])
+            # roomy hardware: 1 per 16-bit access, i.e. 1/16 per bit
+            assert 16 * energy.data[key] == pytest.approx(bits, rel=1e-12), (levels, key)
 
 
 @st.composite

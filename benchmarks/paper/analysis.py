@@ -56,7 +56,7 @@ from networks import (  # noqa: E402
     with_batch,
 )
 
-from nnjoules.energy.cost import Compression, Gating  # noqa: E402
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating  # noqa: E402
 from nnjoules.energy.estimate import estimate_workload  # noqa: E402
 from nnjoules.energy.hardware import eyeriss  # noqa: E402
 from nnjoules.energy.report import EnergyReport  # noqa: E402
@@ -141,10 +141,12 @@ def layer_rows(report: EnergyReport, batch: int) -> list[dict[str, Any]]:
 
 
 def run_estimate(workload: Workload, batch: int, compression: Compression,
-                 gating: Gating = Gating.EITHER) -> tuple[EnergyReport, float]:
+                 gating: Gating = Gating.EITHER,
+                 levels: CompressionLevels = CompressionLevels.DRAM,
+                 ) -> tuple[EnergyReport, float]:
     t0 = time.perf_counter()
     report = estimate_workload(with_batch(workload, batch), eyeriss(), compression=compression,
-                               gating=gating)
+                               gating=gating, compression_levels=levels)
     return report, time.perf_counter() - t0
 
 

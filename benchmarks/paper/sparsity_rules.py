@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The paper analysis under each skipping rule (`--gating`): which one lands closest.
+"""The paper analysis under each sparsity rule: which combination lands closest.
 
-For each rule: unpruned Caffe AlexNet and GoogLeNet energy per image at batch 1, 4 and 16
+For each combination of skipping rule (`--gating`) and compressed moves
+(`--compression-levels`): unpruned Caffe AlexNet and GoogLeNet energy per image at batch 1, 4 and 16
 (measured ifmap densities, random weights, significance-map DRAM compression), the CONV
 share, the four-way split (ifmaps, ofmaps incl. psums, weights, computation), and the
 reduction of magnitude-pruned AlexNet (Han et al. 2015 weight densities) against
@@ -37,7 +38,7 @@ from analysis import (  # noqa: E402
     run_estimate,
 )
 
-from nnjoules.energy.cost import Compression, Gating  # noqa: E402
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating  # noqa: E402
 from nnjoules.io import write_text_atomic  # noqa: E402
 
 IMPLIED_MAGNITUDE_REDUCTION = 3.7 / 1.74  # reference §3 / brief: 3.7x and 1.74x
@@ -47,18 +48,20 @@ def study(batches: tuple[int, ...]) -> dict[str, Any]:
     alexnet, googlenet = measured_workload("alexnet-caffe"), measured_workload("googlenet")
     pruned = apply_density_file(alexnet, load_density_file(HAN_JSON)["alexnet-caffe"])
     out: dict[str, Any] = {"compression": Compression.SIGNIFICANCE_MAP.value, "rules": {}}
-    for gating in Gating:
-        rows: dict[str, Any] = {}
-        for batch in batches:
-            row = {}
-            for name, workload in (("alexnet", alexnet), ("googlenet", googlenet),
-                                   ("alexnet_han", pruned)):
-                report, _ = run_estimate(workload, batch, Compression.SIGNIFICANCE_MAP, gating)
-                row[name] = network_summary(report, batch)
-            row["han_reduction"] = (row["alexnet"]["energy_per_image"]
-                                    / row["alexnet_han"]["energy_per_image"])
-            rows[str(batch)] = row
-        out["rules"][gating.value] = rows
+    for levels in CompressionLevels:
+        for gating in Gating:
+            rows: dict[str, Any] = {}
+            for batch in batches:
+                row = {}
+                for name, workload in (("alexnet", alexnet), ("googlenet", googlenet),
+                                       ("alexnet_han", pruned)):
+                    report, _ = run_estimate(workload, batch, Compression.SIGNIFICANCE_MAP,
+                                             gating, levels)
+                    row[name] = network_summary(report, batch)
+                row["han_reduction"] = (row["alexnet"]["energy_per_image"]
+                                        / row["alexnet_han"]["energy_per_image"])
+                rows[str(batch)] = row
+            out["rules"][f"{levels.value} / {gating.value}"] = rows
     return out
 
 
@@ -70,8 +73,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
              "incl. psums / weights / computation, as shares of the total. The last column "
              "is unpruned / Han et al.'s magnitude-pruned AlexNet; the reference implies "
              f"about {IMPLIED_MAGNITUDE_REDUCTION:.2f}x with trained activations.", "",
-             "| rule | N | AlexNet | CONV share | AlexNet split | GoogLeNet | GoogLeNet split "
-             "| Han reduction |", "|---|---:|---:|---:|---|---:|---|---:|"]
+             "| levels / gating | N | AlexNet | CONV share | AlexNet split | GoogLeNet "
+             "| GoogLeNet split | Han reduction |", "|---|---:|---:|---:|---|---:|---|---:|"]
 
     def split(summary: dict[str, Any]) -> str:
         parts = summary["by_operand_per_image"]

@@ -50,7 +50,12 @@ except ImportError:  # pragma: no cover
     sys.path.insert(0, str(REPO / "src"))
 
 from nnjoules.energy.access import AccessCounts  # noqa: E402
-from nnjoules.energy.cost import Compression, Gating, dram_bits_per_value  # noqa: E402
+from nnjoules.energy.cost import (  # noqa: E402
+    Compression,
+    CompressionLevels,
+    Gating,
+    dram_bits_per_value,
+)
 from nnjoules.energy.dataflow import ceil_div  # noqa: E402
 from nnjoules.energy.estimate import estimate_workload  # noqa: E402
 from nnjoules.energy.hardware import Hardware, Level  # noqa: E402
@@ -97,13 +102,16 @@ def case_compression(case: dict[str, Any], *, dense: bool = False) -> Compressio
 
 
 def estimate_case(case: dict[str, Any], *, dense: bool = False,
-                  gating: Gating = Gating.EITHER) -> tuple[LayerEstimate, float]:
+                  gating: Gating = Gating.EITHER,
+                  levels: CompressionLevels = CompressionLevels.DRAM,
+                  ) -> tuple[LayerEstimate, float]:
     """Our estimate of the case's layer, and the wall time of mapping + costing (s)."""
     layer = case_layer(case, dense=dense)
     hw = case_hardware(case)
     t0 = time.perf_counter()
     report = estimate_workload(Workload(layer.name, (layer,)), hw,
-                               compression=case_compression(case, dense=dense), gating=gating)
+                               compression=case_compression(case, dense=dense), gating=gating,
+                               compression_levels=levels)
     return report.layers[0], time.perf_counter() - t0
 
 
@@ -319,6 +327,7 @@ def run_case(name: str, case: dict[str, Any]) -> dict[str, Any]:
         "counts": {"reference": reference_counts(case), "ours": ours_counts(layer, est)},
     }
     if sparse:
+        result["rules"] = rules_study(case, ref)
         dense_est, _ = estimate_case(case, dense=True)
         dense_layer = case_layer(case, dense=True)
         dense_cols = {"ours": ours_energy(dense_est),
@@ -334,6 +343,19 @@ def run_case(name: str, case: dict[str, Any]) -> dict[str, Any]:
                                            dense_cols),
         }
     return result
+
+
+def rules_study(case: dict[str, Any], ref: Energy) -> dict[str, dict[str, float | None]]:
+    """Ours / reference, in total and per level, under every sparsity-rule combination."""
+    out = {}
+    for levels in CompressionLevels:
+        for gating in Gating:
+            energy = ours_energy(estimate_case(case, gating=gating, levels=levels)[0])
+            ratios = {key: _ratio(energy["by_level"][key], ref["by_level"][key])
+                      for key in (*LEVELS, "mac")}
+            out[f"{levels.value} / {gating.value}"] = {
+                "total": _ratio(energy["total"], ref["total"]), **ratios}
+    return out
 
 
 def run_all(reference: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -414,6 +436,14 @@ def to_markdown(doc: dict[str, Any]) -> str:
             o = case["counts"]["ours"][key]
             out.append(f"| {key} | {r['reads']:,} | {r['fills']:,} | {r['updates']:,} | "
                        f"{o['reads']:,} | {o['writes']:,} | {o['fills']:,} |")
+        if "rules" in case:
+            out += ["", "Ours / reference under each sparsity rule (`--compression-levels` / "
+                    "`--gating`):", "", "| rules | total | dram | glb | array | rf | mac |",
+                    "|---|---:|---:|---:|---:|---:|---:|"]
+            for rules, ratios in case["rules"].items():
+                cells = " | ".join(_fmt(ratios[k], ".3f")
+                                   for k in ("total", "dram", "glb", "array", "rf", "mac"))
+                out.append(f"| {rules} | {cells} |")
         if "dense" in case:
             dense = case["dense"]
             out += ["", f"Dense ({dense['about']}); our dense mapping "

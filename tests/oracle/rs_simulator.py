@@ -102,9 +102,12 @@ class _Tally:
         self.macs = 0
         # MACs by (ifmap is non-zero, weight is non-zero): what each skipping rule needs.
         self.pairs: Counter[tuple[bool, bool]] = Counter()
+        # Reads of non-zero values: the bits a compressed move carries.
+        self.nonzero_reads: Counter[tuple[Level, Operand]] = Counter()
 
     def read(self, level: Level, operand: Operand, value: int) -> int:
         self.reads[(level, operand)] += 1
+        self.nonzero_reads[(level, operand)] += value != 0
         return value
 
     def write(self, level: Level, operand: Operand, value: int) -> int:
@@ -157,10 +160,20 @@ def execute(layer: Layer, mapping: Mapping, ifmap: Tensor4,
     return tally.counts(), out
 
 
-def operand_pairs(layer: Layer, mapping: Mapping, ifmap: Tensor4,
-                  weights: Tensor4) -> Counter[tuple[bool, bool]]:
-    """The schedule's MACs counted by (ifmap non-zero, weight non-zero), on real values."""
-    return _run(layer, mapping, ifmap, weights)[0].pairs
+@dataclass(frozen=True)
+class ZeroEvents:
+    """What the zeros of one run change: MACs by operand, reads of non-zero values."""
+
+    pairs: Counter[tuple[bool, bool]]  # MACs by (ifmap non-zero, weight non-zero)
+    reads: Counter[tuple[Level, Operand]]  # all reads, zeros included
+    nonzero_reads: Counter[tuple[Level, Operand]]
+
+
+def zero_events(layer: Layer, mapping: Mapping, ifmap: Tensor4,
+                weights: Tensor4) -> ZeroEvents:
+    """Run the schedule on real values and count what depends on where the zeros are."""
+    tally = _run(layer, mapping, ifmap, weights)[0]
+    return ZeroEvents(pairs=tally.pairs, reads=tally.reads, nonzero_reads=tally.nonzero_reads)
 
 
 def _run(layer: Layer, mapping: Mapping, ifmap: Tensor4,

@@ -15,8 +15,9 @@ from nnjoules.errors import InputError
 
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
-    """``--batch --bits --input-shape --compression --gating --dense --seed``."""
-    from nnjoules.energy.cost import Compression, Gating
+    """``--batch --bits --input-shape --compression --compression-levels --gating --dense
+    --seed``."""
+    from nnjoules.energy.cost import Compression, CompressionLevels, Gating
 
     parser.add_argument("--batch", type=positive_int, default=None, help="batch size N [1]")
     parser.add_argument("--bits", type=bits, default=None,
@@ -26,6 +27,11 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", choices=[c.value for c in Compression],
                         default=Compression.SIGNIFICANCE_MAP.value,
                         help="DRAM compression of zeros [significance-map]")
+    parser.add_argument("--compression-levels", choices=[c.value for c in CompressionLevels],
+                        default=CompressionLevels.DRAM.value,
+                        help="which moves carry compressed weights and ifmaps: dram (to and "
+                        "from DRAM only), dram,glb (also GLB reads) or all (also the PE "
+                        "array) [dram]")
     parser.add_argument("--gating", choices=[g.value for g in Gating],
                         default=Gating.EITHER.value,
                         help="which zero operands skip a MAC: either (the analytical tool), "

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _run_compare(args: argparse.Namespace) -> int:
     from nnjoules.energy.compare import compare
-    from nnjoules.energy.cost import Compression, Gating
+    from nnjoules.energy.cost import Compression, CompressionLevels, Gating
     from nnjoules.energy.estimate import estimate_workload
     from nnjoules.energy.hardware_io import load_hardware
     from nnjoules.energy.plots import save_figure
@@ -67,6 +67,8 @@ def _run_compare(args: argparse.Namespace) -> int:
                 reports.append(estimate_workload(workload, hw,
                                                  compression=Compression(args.compression),
                                                  gating=Gating(args.gating),
+                                                 compression_levels=CompressionLevels(
+                                                     args.compression_levels),
                                                  progress=advance))
     result = compare(reports, _labels(reports, hardware_names, len(hardware)))
     if not args.quiet:

@@ -66,6 +66,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
                           bits=args.bits,
                           input_shape=args.input_shape if example_inputs is None else None,
                           compression=args.compression, gating=args.gating,
+                          compression_levels=args.compression_levels,
                           densities=densities, measure_density=not args.dense,
                           name=loaded.name, seed=args.seed, progress=advance)
     if not args.quiet:

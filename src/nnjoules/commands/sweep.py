@@ -77,8 +77,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     with point_progress(f"sweeping {stem}") as advance:
         result = sweep(workload_at, grid, hardware=hardware,
                        compression=args.compression, gating=args.gating,
-                       batch=args.batch or 1, jobs=args.jobs,
-                       progress=advance)
+                       compression_levels=args.compression_levels, batch=args.batch or 1,
+                       jobs=args.jobs, progress=advance)
     if not args.quiet:
         sys.stdout.write(result.to_table())
     result.to_csv(csv_path)

@@ -17,7 +17,8 @@ The rules (Yang, Chen & Sze; see reference/energy-model.md §1.3-1.4 and §6):
   ``MACs x weight density``; a zero ifmap is still read once to be found, then skips
   the weight read, the MAC and the psum update, as under ``either``. Data still moves
   through the GLB and the array uncompressed (Eyeriss v1 keeps on-chip data raw).
-* **DRAM compression** (`Compression`), applied to every DRAM access:
+* **Compression** (`Compression`), applied to every DRAM access and, by
+  `CompressionLevels`, to weight and ifmap moves out of the GLB and the array:
   ``none``: ``bits`` per value; ``significance-map`` (the analytical tool of
   energyestimation.mit.edu): 1 bit per value plus ``bits`` per non-zero;
   ``rlc`` (the Eyeriss chip): (5-bit run, level) pairs, three pairs and one
@@ -32,10 +33,12 @@ import enum
 import math
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
+from typing import TypeVar
 
 from nnjoules.energy.access import AccessCounts
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware, Level
 from nnjoules.energy.workload import Layer, Operand
+from nnjoules.errors import InputError
 
 RLC_RUN_BITS = 5
 RLC_PAIRS_PER_TERMINATION_BIT = 3
@@ -63,6 +66,22 @@ GATING_TEXT = {
                                "zero ifmap is skipped too (dense MACs x weight density x ifmap "
                                "density), with the RF weight and psum accesses serving it",
 }
+
+
+RuleT = TypeVar("RuleT", "Compression", "CompressionLevels", Gating)
+
+
+def parse_rule(kind: type[RuleT], value: RuleT | str, label: str) -> RuleT:
+    """``value`` as the rule ``kind``.
+
+    Raises:
+        InputError: ``value`` names no such rule; the message lists the choices.
+    """
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(rule.value for rule in kind)
+        raise InputError(f"unknown {label} {value!r}; choose one of {choices}") from None
 
 
 def executed_fraction(layer: Layer, gating: Gating) -> float:
@@ -139,6 +158,59 @@ def dram_bits_per_value(layer: Layer, operand: Operand, compression: Compression
     return pairs * (RLC_RUN_BITS + bits + 1.0 / RLC_PAIRS_PER_TERMINATION_BIT)
 
 
+class CompressionLevels(enum.StrEnum):
+    """Which moves between levels carry compressed weights and ifmaps.
+
+    A counted access at a level is a move out of it (module `nnjoules.energy.access`):
+    ``dram`` compresses DRAM reads and writes only (Eyeriss v1, the analytical tool);
+    ``dram,glb`` also GLB reads; ``all`` also the inter-PE array (every move of a chunk
+    between two levels, the authors' simulator as described in reference/energy-model.md
+    §1.3). The read from the RF into the MAC is governed by `Gating`, not compression.
+    Psums are compressed only on their final write to DRAM (as ofmaps): partial sums
+    are not sparse.
+    """
+
+    DRAM = "dram"
+    DRAM_GLB = "dram,glb"
+    ALL = "all"
+
+    @property
+    def levels(self) -> frozenset[Level]:
+        """The levels whose outgoing moves are compressed."""
+        chosen = {CompressionLevels.DRAM: (Level.DRAM,),
+                  CompressionLevels.DRAM_GLB: (Level.DRAM, Level.GLB),
+                  CompressionLevels.ALL: (Level.DRAM, Level.GLB, Level.ARRAY)}[self]
+        return frozenset(chosen)
+
+
+LEVELS_TEXT = {
+    CompressionLevels.DRAM: "dram: weights, ifmaps and ofmaps to and from DRAM only",
+    CompressionLevels.DRAM_GLB: "dram,glb: also weights and ifmaps read from the GLB",
+    CompressionLevels.ALL: "all: also weights and ifmaps passed across the PE array "
+                           "(psums stay raw on chip)",
+}
+
+
+def bits_per_value(layer: Layer, level: Level, operand: Operand, compression: Compression,
+                   levels: CompressionLevels = CompressionLevels.DRAM) -> float:
+    """Average bits one value of ``operand`` occupies in an access at ``level``.
+
+    >>> from nnjoules.energy.workload import Density, LayerKind
+    >>> fc = Layer("fc", LayerKind.FC, N=1, M=4, C=8, H=1, W=1, R=1, S=1, E=1, F=1)
+    >>> fc = fc.with_density(Density(weights=0.25, ifmaps=0.5))
+    >>> sm = Compression.SIGNIFICANCE_MAP
+    >>> [bits_per_value(fc, Level.GLB, Operand.IFMAPS, sm, lv) for lv in CompressionLevels]
+    [16.0, 9.0, 9.0]
+    >>> bits_per_value(fc, Level.ARRAY, Operand.WEIGHTS, sm, CompressionLevels.ALL)
+    5.0
+    """
+    compressed = level is Level.DRAM or (level in levels.levels
+                                         and operand is not Operand.PSUMS)
+    if compressed:
+        return dram_bits_per_value(layer, operand, compression)
+    return float(layer.precision.bits_of(operand))
+
+
 UnitKey = tuple[Level, Operand]
 
 
@@ -152,17 +224,15 @@ class UnitEnergies:
 
 
 def unit_energies(layer: Layer, hw: Hardware, compression: Compression,
-                  gating: Gating = Gating.EITHER) -> UnitEnergies:
+                  gating: Gating = Gating.EITHER,
+                  levels: CompressionLevels = CompressionLevels.DRAM) -> UnitEnergies:
     """Per-access energies for ``layer`` on ``hw``: bits, gating and compression applied."""
     read: dict[UnitKey, float] = {}
     write: dict[UnitKey, float] = {}
     for level in LEVELS:
         for operand in OPERANDS:
             cost = hw.cost_of(level, operand)
-            if level is Level.DRAM:
-                bits = dram_bits_per_value(layer, operand, compression)
-            else:
-                bits = float(layer.precision.bits_of(operand))
+            bits = bits_per_value(layer, level, operand, compression, levels)
             gate = rf_read_fraction(layer, operand, gating) if level is Level.RF else 1.0
             read[level, operand] = bits * cost.read_per_bit() * gate
             write[level, operand] = bits * cost.write_per_bit() * gate
@@ -209,7 +279,8 @@ class EnergyBreakdown:
 
 def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
               compression: Compression = Compression.SIGNIFICANCE_MAP,
-              gating: Gating = Gating.EITHER) -> EnergyBreakdown:
+              gating: Gating = Gating.EITHER,
+              levels: CompressionLevels = CompressionLevels.DRAM) -> EnergyBreakdown:
     """Cost ``counts`` of ``layer`` on ``hw``.
 
     Example: a layer of one dense 16-bit MAC reads its weight and ifmap from DRAM (2 x 200)
@@ -225,7 +296,7 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
     >>> energy_of(counts, one, eyeriss(), Compression.NONE).total
     613.0
     """
-    units = unit_energies(layer, hw, compression, gating)
+    units = unit_energies(layer, hw, compression, gating, levels)
     data: dict[UnitKey, float] = {}
     for level in LEVELS:
         for operand in OPERANDS:

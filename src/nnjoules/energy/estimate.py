@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from nnjoules.energy.access import count_accesses
-from nnjoules.energy.cost import Compression, Gating, energy_of
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of, parse_rule
 from nnjoules.energy.dataflow import Mapping
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.report import EnergyReport, LayerEstimate
@@ -16,7 +16,6 @@ from nnjoules.energy.search import best_mapping, lower_to_fc
 from nnjoules.energy.workload import Density, Layer, Precision, Workload
 from nnjoules.errors import InputError
 
-OptionT = TypeVar("OptionT", Compression, Gating)
 ModelLike = Any  # nn.Module | str | Path | Workload (torch is imported only when needed)
 
 
@@ -25,6 +24,7 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
              input_shape: tuple[int, ...] | None = None,
              compression: Compression | str = Compression.SIGNIFICANCE_MAP,
              gating: Gating | str = Gating.EITHER,
+             compression_levels: CompressionLevels | str = CompressionLevels.DRAM,
              densities: MappingABC[str, Density | MappingABC[str, float]] | None = None,
              measure_density: bool = True, name: str | None = None, seed: int = 0,
              progress: Callable[[Layer], None] | None = None) -> EnergyReport:
@@ -49,6 +49,8 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
             analytical tool), ``"ifmap"`` only (the Eyeriss chip), ``"none"``, or
             ``"compressed-weights"`` (as ``"either"``, and zero weights are never read
             nor paired with an ifmap; Eyeriss v2).
+        compression_levels: which moves carry compressed weights and ifmaps:
+            ``"dram"`` (default), ``"dram,glb"`` or ``"all"`` (DRAM, GLB and array).
         densities: per-layer overrides, by layer name: a `Density` or a dict of
             its fields (``{"weights": 0.3}``); unnamed fields keep measured values.
         measure_density: measure weight and activation densities from the model (an
@@ -69,8 +71,9 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
     from nnjoules.energy.hardware_io import load_hardware
 
     hw = load_hardware(hardware)
-    compression = _option(Compression, compression, "compression")
-    gating = _option(Gating, gating, "gating")
+    compression = parse_rule(Compression, compression, "compression")
+    gating = parse_rule(Gating, gating, "gating")
+    levels = parse_rule(CompressionLevels, compression_levels, "compression levels")
     workload = _workload(model, example_inputs, batch=batch, input_shape=input_shape,
                          measure_density=measure_density, name=name, seed=seed)
     if bits is not None:
@@ -78,12 +81,13 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
     if densities:
         workload = workload.with_densities(_densities(workload, densities))
     return estimate_workload(workload, hw, compression=compression, gating=gating,
-                             progress=progress)
+                             compression_levels=levels, progress=progress)
 
 
 def estimate_workload(workload: Workload, hw: Hardware, *,
                       compression: Compression = Compression.SIGNIFICANCE_MAP,
                       gating: Gating = Gating.EITHER,
+                      compression_levels: CompressionLevels = CompressionLevels.DRAM,
                       progress: Callable[[Layer], None] | None = None) -> EnergyReport:
     """Map, count and cost every layer of ``workload`` on ``hw``."""
     results = []
@@ -95,7 +99,7 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
             progress(layer)
         key = (layer.shape_key, layer.density)
         if key not in searched:
-            found = best_mapping(layer, hw, compression, gating)
+            found = best_mapping(layer, hw, compression, gating, compression_levels)
             searched[key] = (found.mapping, found.mapped is not layer)
         mapping, lowered = searched[key]
         mapped = lower_to_fc(layer) if lowered else layer
@@ -103,10 +107,11 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
         counts = count_accesses(mapped, mapping)
         results.append(LayerEstimate(
             layer=layer, mapping=mapping, counts=counts,
-            energy=energy_of(counts, mapped, hw, compression, gating),
+            energy=energy_of(counts, mapped, hw, compression, gating, compression_levels),
             mapped_as=mapped if lowered else None))
     return EnergyReport(workload=workload, hardware=hw, compression=compression,
-                        layers=tuple(results), gating=gating)
+                        layers=tuple(results), gating=gating,
+                        compression_levels=compression_levels)
 
 
 def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
@@ -130,14 +135,6 @@ def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
     return extract_workload(model, example_inputs, name=name, batch=batch,
                             input_shape=input_shape, measure_density=measure_density,
                             seed=seed)
-
-
-def _option(kind: type[OptionT], value: OptionT | str, label: str) -> OptionT:
-    try:
-        return kind(value)
-    except ValueError:
-        choices = ", ".join(c.value for c in kind)  # type: ignore[attr-defined]
-        raise InputError(f"unknown {label} {value!r}; choose one of {choices}") from None
 
 
 def _precision(bits: int | Precision) -> Precision:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from nnjoules.energy.cost import GATING_TEXT
+from nnjoules.energy.cost import GATING_TEXT, LEVELS_TEXT
 from nnjoules.energy.hardware import OPERANDS, AccessCost, Hardware
 from nnjoules.energy.table import si
 from nnjoules.errors import InputError
@@ -282,6 +282,7 @@ def _assumptions(report: EnergyReport) -> str:
         ("dataflow", "row-stationary (Chen, Emer & Sze, ISCA 2016)"),
         ("DRAM compression", COMPRESSION_TEXT.get(report.compression.value,
                                                   report.compression.value)),
+        ("compressed moves", LEVELS_TEXT[report.compression_levels]),
         ("MAC skipping", f"{report.gating.value}: {GATING_TEXT[report.gating]}"),
         ("weight density", _range([lay.density.weights for lay in layers])),
         ("ifmap density", _range([lay.density.ifmaps for lay in layers])),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.access import AccessCounts
-from nnjoules.energy.cost import Compression, EnergyBreakdown, Gating
+from nnjoules.energy.cost import Compression, CompressionLevels, EnergyBreakdown, Gating
 from nnjoules.energy.dataflow import Mapping
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware
 from nnjoules.energy.workload import Layer, Workload
@@ -103,6 +103,7 @@ class EnergyReport:
     compression: Compression
     layers: tuple[LayerEstimate, ...]
     gating: Gating = Gating.EITHER
+    compression_levels: CompressionLevels = CompressionLevels.DRAM
 
     @property
     def unit(self) -> EnergyUnit:
@@ -173,6 +174,7 @@ class EnergyReport:
             "dataflow": "row-stationary",
             "compression": self.compression.value,
             "gating": self.gating.value,
+            "compression_levels": self.compression_levels.value,
             "hardware": hardware_to_dict(self.hardware),
             "totals": {
                 "energy": self.total(),

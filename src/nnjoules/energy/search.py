@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from nnjoules.energy.access import batch_strip_terms, channel_terms, filter_terms, rows_read
-from nnjoules.energy.cost import Compression, Gating, UnitEnergies, unit_energies
+from nnjoules.energy.cost import (
+    Compression,
+    CompressionLevels,
+    Gating,
+    UnitEnergies,
+    unit_energies,
+)
 from nnjoules.energy.dataflow import Mapping, ceil_div, ifmap_rows, rf_violations, violations
 from nnjoules.energy.hardware import Hardware, Level
 from nnjoules.energy.workload import Layer, LayerKind, Operand
@@ -97,8 +103,12 @@ def _energy(terms: tuple[dict, dict], units: UnitEnergies) -> Any:
 
 def best_mapping(layer: Layer, hw: Hardware,
                  compression: Compression = Compression.SIGNIFICANCE_MAP,
-                 gating: Gating = Gating.EITHER) -> SearchResult:
+                 gating: Gating = Gating.EITHER,
+                 levels: CompressionLevels = CompressionLevels.DRAM) -> SearchResult:
     """The legal row-stationary mapping of ``layer`` on ``hw`` with the lowest energy.
+
+    Tiles are sized for dense data (a compressed tile is never larger), so compression
+    changes which mapping costs least, never which mappings fit.
 
     A convolution whose windows do not overlap (stride >= filter size, e.g. the 16 x 16
     patch embedding of ViT) but whose filter row does not fit a PE is mapped as the
@@ -109,12 +119,12 @@ def best_mapping(layer: Layer, hw: Hardware,
             constraint that even the smallest mapping breaks.
     """
     try:
-        return _search(layer, hw, unit_energies(layer, hw, compression, gating))
+        return _search(layer, hw, unit_energies(layer, hw, compression, gating, levels))
     except MappingError:
         lowered = lower_to_fc(layer)
         if lowered is None:
             raise
-        return _search(lowered, hw, unit_energies(lowered, hw, compression, gating))
+        return _search(lowered, hw, unit_energies(lowered, hw, compression, gating, levels))
 
 
 def lower_to_fc(layer: Layer) -> Layer | None:

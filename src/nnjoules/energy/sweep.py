@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnjoules.energy.cost import Compression, Gating
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating, parse_rule
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.summary import Totals
 from nnjoules.energy.sweep_params import PARAMETERS as PARAMETERS
@@ -69,6 +69,7 @@ class PointTask:
     hardware: Hardware
     compression: Compression
     gating: Gating = Gating.EITHER
+    compression_levels: CompressionLevels = CompressionLevels.DRAM
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def evaluate_point(task: PointTask) -> PointOutcome:
 
     try:
         report = estimate_workload(task.workload, task.hardware, compression=task.compression,
-                                   gating=task.gating)
+                                   gating=task.gating,
+                                   compression_levels=task.compression_levels)
     except MappingError as err:
         return PointOutcome(task.index, None, str(err))
     return PointOutcome(task.index, Totals.of(report), None)
@@ -98,7 +100,9 @@ WorkloadSource = Workload | Callable[[int], Workload]
 def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
           hardware: str | Path | Hardware = "eyeriss",
           compression: Compression | str = Compression.SIGNIFICANCE_MAP,
-          gating: Gating | str = Gating.EITHER, batch: int = 1, jobs: int = 1,
+          gating: Gating | str = Gating.EITHER,
+          compression_levels: CompressionLevels | str = CompressionLevels.DRAM,
+          batch: int = 1, jobs: int = 1,
           progress: Callable[[int, int], None] | None = None) -> Sweep:
     """Estimate ``workload`` at every point of ``grid``.
 
@@ -112,6 +116,8 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
         compression: DRAM compression where ``compression`` is not swept.
         gating: which zero operands skip a MAC (``either``, ``ifmap``, ``none``,
             ``compressed-weights``).
+        compression_levels: which moves carry compressed weights and ifmaps (``dram``,
+            ``dram,glb``, ``all``).
         batch: the batch size the workload was (or is to be) extracted at.
         jobs: worker processes (1: run here).
         progress: called as ``progress(done, total)`` after each point.
@@ -140,13 +146,10 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
         points.append((settings, apply_hardware(base, settings), settings.get("batch", batch)))
     workloads = _workloads(workload, parsed.get("batch", (batch,)),
                            batch_swept="batch" in parsed)
-    try:
-        gating = Gating(gating)
-    except ValueError:
-        choices = ", ".join(g.value for g in Gating)
-        raise InputError(f"unknown gating {gating!r}; choose one of {choices}") from None
+    gating = parse_rule(Gating, gating, "gating")
+    levels = parse_rule(CompressionLevels, compression_levels, "compression levels")
     tasks = [PointTask(index, apply_precision(workloads[b], settings), hw,
-                       settings.get("compression", base_compression), gating)
+                       settings.get("compression", base_compression), gating, levels)
              for index, (settings, hw, b) in enumerate(points)]
     outcomes = run_points(tasks, jobs=jobs, progress=progress)
     name = next(iter(workloads.values())).name

@@ -117,6 +117,9 @@ class PruneConfig:
         density_images: images on which activation densities are measured.
         bits: bit-width for the energy estimate (None: 16).
         compression: DRAM compression of zeros for the energy estimate.
+        gating: which zeros skip a MAC in the energy estimate (`nnjoules.energy.cost.Gating`).
+        compression_levels: which moves carry compressed data in the energy estimate
+            (`nnjoules.energy.cost.CompressionLevels`).
         seed: every random choice derives from it (and the round and layer).
         restore: the restoration's parameters.
     """
@@ -141,6 +144,8 @@ class PruneConfig:
     density_images: int = 64
     bits: int | None = None
     compression: str = "significance-map"
+    gating: str = "either"
+    compression_levels: str = "dram"
     seed: int = 0
     restore: RestoreConfig = field(default_factory=RestoreConfig)
 
@@ -182,6 +187,11 @@ class PruneConfig:
             raise InputError(f"max_rate must lie in [rate, 1), got {self.max_rate}")
         if self.energy_batch < 1 or self.density_images < 1:
             raise InputError("energy_batch and density_images must be positive")
+        from nnjoules.energy.cost import Compression, CompressionLevels, Gating, parse_rule
+
+        parse_rule(Compression, self.compression, "compression")
+        parse_rule(Gating, self.gating, "gating")
+        parse_rule(CompressionLevels, self.compression_levels, "compression levels")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for checkpoints and JSON)."""

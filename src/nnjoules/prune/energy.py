@@ -21,28 +21,31 @@ from nnjoules.energy.workload import Density, Workload
 
 @dataclass(frozen=True)
 class EnergyMeter:
-    """How pruning measures energy: hardware, batch, bits, compression, density inputs."""
+    """How pruning measures energy: hardware, batch, bits, sparsity rules, density inputs."""
 
     density_inputs: Tensor
     hardware: Any = "eyeriss"  # preset name, YAML path or Hardware
     batch: int = 16
     bits: Any = None  # int | Precision | None
     compression: str = "significance-map"
+    gating: str = "either"
+    compression_levels: str = "dram"
 
     def report(self, model: nn.Module) -> EnergyReport:
         """The `EnergyReport` of ``model`` (run on the density inputs, costed at ``batch``)."""
         from nnjoules.energy.estimate import estimate
 
         measured = estimate(model, self.density_inputs, hardware=self.hardware, bits=self.bits,
-                            compression=self.compression)
+                            compression=self.compression, gating=self.gating,
+                            compression_levels=self.compression_levels)
         if measured.workload.layers[0].N == self.batch:
             return measured
         workload = Workload(name=measured.workload.name,
                             layers=tuple(replace(layer, N=self.batch)
                                          for layer in measured.workload.layers),
                             unmodelled=measured.workload.unmodelled)
-        return estimate(workload, hardware=self.hardware, compression=self.compression)
-
+        return estimate(workload, hardware=self.hardware, compression=self.compression,
+                        gating=self.gating, compression_levels=self.compression_levels)
     def floor_report(self, model: nn.Module, report: EnergyReport) -> EnergyReport:
         """``report`` re-costed with every weight density at zero: the energy that no
         weight pruning can remove (ifmaps, ofmaps, on-chip traffic)."""
@@ -51,7 +54,8 @@ class EnergyMeter:
         zero = {layer.name: replace(layer.density, weights=0.0, weights_rlc_pairs=None)
                 for layer in report.workload.layers}
         workload = report.workload.with_densities(zero)
-        return estimate(workload, hardware=self.hardware, compression=self.compression)
+        return estimate(workload, hardware=self.hardware, compression=self.compression,
+                        gating=self.gating, compression_levels=self.compression_levels)
 
     def save_json(self, report: EnergyReport, path: Path) -> None:
         """Write ``report`` as JSON (atomic)."""

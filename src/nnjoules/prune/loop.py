@@ -96,7 +96,9 @@ class Pruner:
         self.layer_rates = dict.fromkeys(self.names, self.config.rate)
         self.meter = EnergyMeter(pool[: self.config.density_images], hardware=hardware,
                                  batch=self.config.energy_batch, bits=self.config.bits,
-                                 compression=self.config.compression)
+                                 compression=self.config.compression,
+                                 gating=self.config.gating,
+                                 compression_levels=self.config.compression_levels)
         self.round = 0
         self.rate_scale = 1.0
         self.failures = 0
