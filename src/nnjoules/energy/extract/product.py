@@ -45,12 +45,13 @@ class ProductShape:
     lowering: str = ""
 
 
-_LETTERS = ("N", "M", "C", "G", "H", "W", "R", "S", "E", "F")
-
-
 def has_zero_dim(p: ProductShape) -> bool:
-    """Whether ``p`` ran on an empty tensor (0 rows, channels ...): it does no MAC."""
-    return any(getattr(p, letter) == 0 for letter in _LETTERS)
+    """Whether ``p`` ran on an empty tensor (0 rows, channels ...): it does no MAC.
+
+    Only the operands' sizes count: an output size below 1 computed from them is an
+    invalid layer (a kernel larger than its input), which `Layer` rejects.
+    """
+    return any(getattr(p, letter) == 0 for letter in ("N", "M", "C", "G", "H", "W", "R", "S"))
 
 
 def conv_letters(*, n: int, c: int, m: int, groups: int, size: Sequence[int],
@@ -82,7 +83,9 @@ def conv_letters(*, n: int, c: int, m: int, groups: int, size: Sequence[int],
         sizes, outs, kernel = [1, *sizes], [1, *outs], [1, *kernel]
         stride, dilation, pads = [1, *stride], [1, *dilation], [(0, 0), *pads]
     elif len(size) == 3:  # output depth slices become images, kernel depth channels
-        n, c, lowering = n * outs[0], c * kernel[0], "3d"
+        n, c, lowering = n * max(outs[0], 1), c * kernel[0], "3d"
+        if outs[0] < 1:  # a kernel deeper than the input: keep the layer invalid
+            outs[1] = outs[0]
         sizes, outs, kernel = sizes[1:], outs[1:], kernel[1:]
         stride, dilation, pads = stride[1:], dilation[1:], pads[1:]
     return {"kind": LayerKind.CONV, "N": n, "M": m, "C": c, "G": groups, "H": sizes[0],
