@@ -113,7 +113,7 @@ def conv_transpose(node: onnx.NodeProto, g: Shapes) -> Found:
     product = OnnxProduct(**letters, weights=node.input[1])
     if transposed_overlaps(x[2:], w[2:], _ints(node, "strides", [1] * nd),
                            _ints(node, "dilations", [1] * nd)):
-        return product, "ConvTranspose[overlap-add]"
+        return product, "ConvTranspose overlap-add"
     return (product,)
 
 

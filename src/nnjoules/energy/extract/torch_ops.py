@@ -86,7 +86,7 @@ def _conv(args: tuple[Any, ...], out: Any, is_act: IsAct) -> Found:
                                           groups=groups, size=size, kernel=kernel)
         product = _Product(**letters, ifmap=x, weights=w, ofmap=out)
         if transposed_overlaps(size, kernel, stride, dilation):
-            return product, "aten.convolution[transposed: overlap-add]"
+            return product, "aten.convolution transposed overlap-add"  # no [..]: rich markup
         return (product,)
     letters = conv_letters(n=x.shape[0], c=w.shape[1], m=w.shape[0] // groups, groups=groups,
                            size=size, kernel=kernel, stride=stride, dilation=dilation,
