@@ -173,8 +173,9 @@ class _Capture(TorchDispatchMode):
             return func(*args, **kwargs)
         hop = isinstance(func, HigherOrderOperator)
         key = func if hop else func.overloadpacket
-        if not any(self.is_act(t) for t in _tensors(args) + _tensors(kwargs)):
-            return func(*args, **kwargs)  # weight preprocessing or allocation
+        acts = [t for t in _tensors(args) + _tensors(kwargs) if self.is_act(t)]
+        if not acts:  # weight preprocessing or allocation: not part of the workload
+            return func(*args, **kwargs)
         handler = HOP_HANDLERS.get(func.name()) if hop else HANDLERS.get(key)
         if handler is None and hop:
             return self._run_subgraphs(func, args, kwargs)
@@ -183,7 +184,6 @@ class _Capture(TorchDispatchMode):
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        acts = [t for t in _tensors(args) + _tensors(kwargs) if self.is_act(t)]
         extend = self._settle_chains(key, acts, args) if self._measure else None
         out = func(*args, **kwargs)
         try:
