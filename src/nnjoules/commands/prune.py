@@ -125,9 +125,10 @@ def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nnjoules.prune.finetune import init_distributed_from_env
+    from nnjoules.prune.finetune import check_device, init_distributed_from_env
     from nnjoules.prune.loop import Pruner
 
+    check_device(args.device)  # before any data is read or folder made
     init_distributed_from_env()
 
     if args.resume is not None:

@@ -77,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     from nnjoules.prune.bars import bars
     from nnjoules.prune.finetune import (
         TrainConfig,
+        check_device,
         evaluate,
         init_distributed_from_env,
         is_main_rank,
@@ -84,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     from nnjoules.prune.modelio import save_model
 
+    check_device(args.device)  # before any data is read or file written
     if args.out.suffix != ".pt":
         raise InputError(f"{args.out}: the model file should end in .pt")
     config = TrainConfig(epochs=args.epochs, lr=args.lr, momentum=args.momentum,

@@ -71,9 +71,12 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and folder is None:
         raise InputError("resume needs a checkpoint folder")
-    from nnjoules.prune.masks import prunable_layers
+    from nnjoules.prune.finetune import pick_device
+    from nnjoules.prune.masks import check_finite, prunable_layers
 
     prunable_layers(model)  # fail early on a model without prunable layer
+    check_finite(model)  # and on NaN/Inf weights, before any training or fit
+    pick_device(device)  # and on a device this machine lacks
     info = _reference(model, train_data, val_data, test_data, cfg, ft, reference,
                       reference_accuracy, folder, device)
     pruner: Pruner

@@ -34,9 +34,14 @@ Progress = Callable[[int, int], None]  # (batches done, batches in total)
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``"auto"``/None: CUDA when present (under torchrun: this rank's GPU), else CPU."""
+    """``"auto"``/None: CUDA when present (under torchrun: this rank's GPU), else CPU.
+
+    Raises:
+        InputError: an unknown device, or one this machine does not have
+            (see `check_device`).
+    """
     if device is not None and str(device) != "auto":
-        return torch.device(device)
+        return check_device(device)
     if torch.cuda.is_available():
         import os
 
@@ -44,6 +49,37 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         return torch.device("cuda", _rank_and_world()[2] % torch.cuda.device_count())
     return torch.device("cpu")
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The device ``device`` names (``cpu``, ``cuda``, ``cuda:N``, ``mps``), if this
+    machine has it; ``"auto"`` passes as CPU or CUDA (`pick_device`).
+
+    Raises:
+        InputError: ``"--device tpu: unknown device ..."`` or ``"--device cuda: no CUDA
+            GPU is available ..."`` (one line; callers check before reading data).
+    """
+    if str(device) == "auto":
+        return pick_device(None)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"--device {device}: unknown device (choose cpu, cuda, cuda:N, mps "
+                         "or auto)")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"--device {device}: no CUDA GPU is available on this machine "
+                             "(use --device cpu or auto)")
+        if dev.index is not None and dev.index >= count:
+            raise InputError(f"--device {device}: this machine has {count} CUDA GPU(s), "
+                             f"numbered 0 to {count - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {device}: MPS is not available on this machine "
+                         "(use --device cpu or auto)")
+    return dev
 
 
 @contextmanager

@@ -83,6 +83,7 @@ class Pruner:
         self.config = config or PruneConfig()
         self.model = model
         self.names = list(masks.prunable_layers(model))
+        masks.check_finite(model)  # before any least-squares fit sees a NaN
         masks.ensure_masks(model)
         self.evaluate, self.finetune, self.on_step = evaluate, finetune, on_step
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -140,6 +141,7 @@ class Pruner:
         rate = self.config.rate * self.rate_scale
         errors = self._prune_round(rate)
         self.finetune(self.model)
+        masks.check_finite(self.model, f" after the fine-tuning of round {self.round}")
         accuracy = float(self.evaluate(self.model))
         accepted = accuracy >= self.accuracy_floor
         record = self._record(accuracy, accepted, rate, time.perf_counter() - began, errors)

@@ -139,3 +139,38 @@ def load_masked_state(model: nn.Module, state: Mapping[str, Any]) -> nn.Module:
     for name in masked:
         refresh(layers[name])
     return model
+
+
+def check_state(state: Mapping[str, Any]) -> None:
+    """Refuse a state dict with a mask that is not 0/1 or a non-finite float tensor.
+
+    Raises:
+        InputError: names the layer (module path) and the entry.
+    """
+    for key, value in state.items():
+        if not isinstance(value, Tensor):
+            continue
+        layer = key.rsplit(".", 1)[0] if "." in key else key
+        if key.endswith("_mask"):
+            bad = value[(value != 0) & (value != 1)]
+            if bad.numel():
+                raise InputError(f"layer {layer}: mask {key} holds {bad.numel()} value(s) "
+                                 f"other than 0 and 1 (e.g. {float(bad.flatten()[0]):g})")
+        elif value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            count = int((~torch.isfinite(value)).sum())
+            raise InputError(f"layer {layer}: {key} holds {count} non-finite value(s) "
+                             "(NaN or Inf)")
+
+
+def check_finite(model: nn.Module, when: str = "") -> None:
+    """Refuse a model whose parameters or buffers hold NaN or Inf.
+
+    Raises:
+        InputError: ``"layer NAME: weight holds K non-finite value(s) (NaN or Inf)"``,
+            followed by ``when`` (e.g. " after fine-tuning in round 3").
+    """
+    try:
+        check_state({k: v.detach() for k, v in model.state_dict().items()})
+    except InputError as err:
+        raise InputError(f"{err}{when}; nnjoules cannot prune a model with non-finite "
+                         "weights") from None
