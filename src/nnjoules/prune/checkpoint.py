@@ -48,6 +48,17 @@ def load_checkpoint(folder: Path, name: str = STATE_FILE) -> dict[str, Any]:
     return data
 
 
+def load_run_file(folder: Path, name: str, ident: dict[str, Any] | None) -> dict[str, Any]:
+    """`load_checkpoint`, refused when the file belongs to another run than ``ident``
+    (see `nnjoules.prune.runfolder.check_identity`; None: no check)."""
+    from nnjoules.prune.runfolder import check_identity
+
+    data = load_checkpoint(folder, name)
+    if ident is not None:
+        check_identity(Path(folder) / name, data.get("run"), ident)
+    return data
+
+
 def safe_load(source: Path | io.BytesIO, what: str, label: Path | None = None) -> Any:
     """``torch.load(weights_only=True)`` of ``source``; a failure is one line that names
     the file and says why (never torch's advice to load with ``weights_only=False``,

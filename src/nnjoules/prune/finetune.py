@@ -31,6 +31,7 @@ from nnjoules.errors import InputError
 from nnjoules.prune.config import TrainConfig as TrainConfig
 
 Progress = Callable[[int, int], None]  # (batches done, batches in total)
+Checkpoint = Callable[[dict[str, Any]], None]  # the training state after an epoch
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -96,11 +97,18 @@ def deterministic() -> Iterator[None]:
 
 
 def train(model: nn.Module, dataset: Any, config: TrainConfig, *, seed: int = 0,
-          device: str | torch.device | None = None,
-          progress: Progress | None = None) -> float:
+          device: str | torch.device | None = None, progress: Progress | None = None,
+          checkpoint: Checkpoint | None = None,
+          resume_from: dict[str, Any] | None = None) -> float:
     """Train ``model`` in place on ``dataset`` (items ``(image, label)``); the mean loss.
 
     Cross-entropy loss; see the module docstring for determinism and DDP.
+
+    Args:
+        checkpoint: called after every full epoch with the training state (model,
+            optimizer, schedule, batches done): plain values and tensors to save.
+        resume_from: such a state: training continues after its last batch and
+            ends with the same numbers as a run never interrupted.
     """
     size = len(dataset)
     if size == 0:
@@ -123,9 +131,11 @@ def train(model: nn.Module, dataset: Any, config: TrainConfig, *, seed: int = 0,
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
              if config.schedule == "cosine" else None)
     loss_sum, done = 0.0, 0
+    if resume_from is not None:
+        loss_sum, done = _restore(model, opt, sched, resume_from, dev)
     with deterministic():
-        for indices in _batches(size, config.batch_size, total, seed):
-            if len(indices) < world:  # too few for every rank: skipped by all
+        for step, indices in enumerate(_batches(size, config.batch_size, total, seed), 1):
+            if step <= done or len(indices) < world:  # done before; too few for all ranks
                 continue
             local = indices[rank::world]
             x, y = fetch(dataset, local, dev)
@@ -136,11 +146,45 @@ def train(model: nn.Module, dataset: Any, config: TrainConfig, *, seed: int = 0,
             if sched is not None:
                 sched.step()
             loss_sum += float(loss.detach())
-            done += 1
+            done = step
             if progress is not None:
                 progress(done, total)
+            if checkpoint is not None and done % steps_per_epoch == 0 and done < total:
+                checkpoint(_snapshot(model, opt, sched, loss_sum, done))
     model.eval()
-    return loss_sum / done
+    return loss_sum / max(done, 1)
+
+
+def _snapshot(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, loss_sum: float,
+              done: int) -> dict[str, Any]:
+    """The state `train` resumes from (CPU copies)."""
+    from nnjoules.prune.masks import masked_state_dict
+
+    def cpu(value: Any) -> Any:
+        if isinstance(value, Tensor):
+            return value.detach().cpu().clone()
+        if isinstance(value, dict):
+            return {k: cpu(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cpu(v) for v in value]
+        return value
+
+    return {"batches_done": done, "loss_sum": loss_sum, "model": masked_state_dict(model),
+            "optimizer": cpu(opt.state_dict()),
+            "schedule": None if sched is None else cpu(sched.state_dict())}
+
+
+def _restore(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, state: dict[str, Any],
+             device: torch.device) -> tuple[float, int]:
+    """Load a `_snapshot` into the model, optimizer and schedule; (loss sum, batches done)."""
+    from nnjoules.prune.masks import load_masked_state
+
+    load_masked_state(model, state["model"])
+    model.to(device)
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None and state.get("schedule") is not None:
+        sched.load_state_dict(state["schedule"])
+    return float(state["loss_sum"]), int(state["batches_done"])
 
 
 @torch.no_grad()
