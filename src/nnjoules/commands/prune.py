@@ -1,10 +1,14 @@
 """``nnjoules prune [MODEL]``: energy-aware (or magnitude) pruning with a resumable folder.
 
-``--out DIR`` receives, after every round, the checkpoint ``pruner-state.pt`` (atomic);
-at the end the pruned model ``model.pt`` (masks kept; ``+ .json`` sidecar), the result
-``result.json`` and the energy reports ``energy-dense.json`` / ``energy-pruned.json``.
-``nnjoules prune --resume DIR`` continues a run that was killed or stopped
-(``--stop-after N``) with the options it was started with, and reaches the same result.
+``--out DIR`` (new, empty, or refused) receives first ``run.json`` (the run's identity
+and options), then ``energy-dense.json``, the dense reference (``reference.pt``; its
+training is checkpointed per epoch in ``reference-training.pt``), the checkpoint
+``pruner-state.pt`` after every round (atomic), and at the end the pruned model
+``model.pt`` (masks kept; ``+ .json`` sidecar), ``result.json`` and
+``energy-pruned.json``. ``nnjoules prune --resume DIR`` continues a run that was killed
+or stopped (``--stop-after N`` rounds, or ``--stop-after reference``) in any phase,
+with the options it was started with, and reaches the same result; options given with
+it must agree with the run's. Progress of every phase goes to stderr.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        "built-in name with a shipped checkpoint, or package.module:factory) "
                        "with energy-aware pruning or the magnitude baseline, under an "
                        "accuracy budget and an optional energy target.")
-    p.add_argument("model", nargs="?", default="lenet5", metavar="MODEL", action=Given,
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL", action=Given,
                    help="model to prune [lenet5: the shipped checkpoint]")
     p.add_argument("--out", type=Path, default=None, help="run folder (checkpoints, results)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR",
@@ -131,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
     check_device(args.device)  # before any data is read or folder made
     init_distributed_from_env()
     stop = _stop_after(args.stop_after)
+    if args.model is None:  # None as default tells an absent MODEL from a typed one
+        args.model = "lenet5"
     if args.resume is not None:
         folder = args.resume
         opts = dict(read_manifest(folder).get("options", {}))
