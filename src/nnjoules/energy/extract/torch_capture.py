@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nnjoules.energy.extract.product import ProductShape
+from nnjoules.energy.extract.shared import mark_shared_weights
 from nnjoules.energy.extract.sparsity import tensor_stats
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
 from nnjoules.errors import InputError, ModelLoadError
@@ -426,4 +427,4 @@ def workload_from_module(module: nn.Module, example_inputs: Tensor | tuple[Tenso
         torch.backends.mha.set_fastpath_enabled(fastpath)
         for m, training in modes:
             m.training = training
-    return capture.workload(label)
+    return mark_shared_weights(capture.workload(label), module)
