@@ -147,3 +147,21 @@ def test_a_foreign_folder_is_never_written(trained: nn.Module, tmp_path: Path) -
         run(clone(trained), tmp_path, resume=True)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_damaged_checkpoint_is_one_line_without_unsafe_advice(trained: nn.Module,
+                                                               tmp_path: Path) -> None:
+    def stop_after_reference(phase: str, text: str) -> None:
+        if phase == "reference-done":
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(clone(trained), tmp_path, on_phase=stop_after_reference)
+    path = tmp_path / REFERENCE_FILE
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # cut short, e.g. by a full disk
+    with pytest.raises(InputError) as caught:
+        run(clone(trained), tmp_path, resume=True)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a readable checkpoint (") and "\n" not in message
+    assert "weights_only" not in message

@@ -291,7 +291,8 @@ def summary(result: Any) -> str:
         f"energy            {final.energy:,.0f} {result.energy_unit} (dense {dense.energy:,.0f}): "
         f"{result.energy_reduction():.2f}x less",
         "per layer (density, energy):  " + ", ".join(
-            f"{layer.name} {100 * layer.density:.0f}% {layer.energy:,.0f}"
+            f"{'='.join((layer.name, *layer.tied))} {100 * layer.density:.0f}% "
+            f"{layer.energy:,.0f}"
             for layer in final.layers),
     ]
     return "\n".join(lines) + "\n"

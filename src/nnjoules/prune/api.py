@@ -203,7 +203,8 @@ def _reference(model: nn.Module, datasets: tuple[Any, Any, Any], cfg: PruneConfi
                 checkpoint.save_checkpoint(folder, {"run": ident, "train": state},
                                            REFERENCE_TRAINING_FILE)
     resumed = f", resuming after batch {partial['batches_done']}" if partial else ""
-    phase("reference", f"training the dense reference for {epochs:g} epochs (as long as "
+    unit = "epoch" if epochs == 1 else "epochs"
+    phase("reference", f"training the dense reference for {epochs:g} {unit} (as long as "
           f"pruning may fine-tune){resumed}")
     out = matched_reference(model, train_data, val_data, test_data, epochs=epochs,
                             finetune=ft, seed=cfg.seed, device=device, progress=progress,
@@ -212,7 +213,7 @@ def _reference(model: nn.Module, datasets: tuple[Any, Any, Any], cfg: PruneConfi
         checkpoint.save_checkpoint(folder, {"run": ident, "info": out}, REFERENCE_FILE)
         (folder / REFERENCE_TRAINING_FILE).unlink(missing_ok=True)
     phase("reference-done", f"dense reference: val {100 * out['accuracy']:.2f}% after "
-          f"{epochs:g} more epochs")
+          f"{epochs:g} more {unit}")
     return out
 
 

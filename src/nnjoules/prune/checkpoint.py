@@ -85,4 +85,4 @@ def load_failure(err: BaseException) -> str:
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     if isinstance(err, KeyError) or not first:
         return f"unreadable data ({type(err).__name__})"
-    return first[:200]
+    return first.split(". ")[0][:200]  # torch's first sentence; the rest is advice
