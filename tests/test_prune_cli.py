@@ -113,7 +113,8 @@ def test_stop_in_the_reference_phase_resumes_to_the_uninterrupted_result(
     for line in ("estimating the dense model's energy",
                  "training the dense reference for 1.5 epochs (as long as pruning may "
                  "fine-tune)", "dense reference: val ", "calibration: drawing 64 restoration",
-                 "magnitude round 1: ", "magnitude round 3: "):
+                 "round 1: pruning at rate 0.4, then fine-tuning", "magnitude round 1: ",
+                 "round 3: pruning at rate", "magnitude round 3: "):
         assert line in err, line
     cut = tmp_path / "cut"
     assert main(["prune", *common, "--out", str(cut), "--stop-after", "reference"]) == 0

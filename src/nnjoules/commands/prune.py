@@ -226,8 +226,7 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
             if phase in ("reference", "round"):
                 ui.label = "dense reference" if phase == "reference" else \
                     text.split(":")[0] + ": fine-tuning"
-            if phase != "round":
-                ui.note(text)
+            ui.note(text)
             if phase == "reference-done" and stop == "reference":
                 raise StopRequested("the dense reference")
 
