@@ -347,10 +347,12 @@ def _walk(graph: onnx.GraphProto, g: _Graph) -> _Found:
 def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.TensorProto],
             path: Path) -> tuple[Layer, ...]:
     cache: dict[str, tuple[float, float]] = {}
+    first_use: dict[str, str] = {}  # initializer -> the first layer using it (tied weights)
     layers = []
     for name, op_type, p in found.products:
         density = Density()
         source = sources.get(p.weights or "")
+        holder = first_use.setdefault(source, name) if source is not None else name
         if source is not None and not _is_external(tensors[source]):
             if source not in cache:
                 cache[source] = tensor_stats(numpy_helper.to_array(tensors[source]))
@@ -360,7 +362,7 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
             layers.append(Layer(name, p.kind, N=p.N, M=p.M, C=p.C, G=p.G, H=p.H, W=p.W,
                                 R=p.R, S=p.S, E=p.E, F=p.F, stride=p.stride,
                                 dilation=p.dilation, padding=p.padding, density=density,
-                                op=op_type))
+                                op=op_type, shares_weights="" if holder == name else holder))
         except ValueError as exc:  # e.g. a kernel larger than its padded input
             raise ModelLoadError(f"{path}: node {name!r} ({op_type}) is not a valid "
                                  f"layer: {exc}") from exc

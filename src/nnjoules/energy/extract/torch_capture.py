@@ -58,6 +58,7 @@ from torch._ops import HigherOrderOperator
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nnjoules.energy.extract.product import has_zero_dim
+from nnjoules.energy.extract.shared import mark_shared_weights
 from nnjoules.energy.extract.sparsity import tensor_stats
 from nnjoules.energy.extract.torch_ops import (
     FREE_OPS,
@@ -397,4 +398,4 @@ def workload_from_module(module: nn.Module, example_inputs: Tensor | tuple[Tenso
                          f"{error}") from exc
     finally:
         names.close()
-    return capture.workload(label)
+    return mark_shared_weights(capture.workload(label), module)
