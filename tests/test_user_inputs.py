@@ -1,0 +1,139 @@
+"""Bad inputs a user writes: their own model code, densities files, output paths.
+
+Each case is run through ``nnjoules.cli.main`` and must end in exactly one line on stderr,
+``nnjoules: error: ...`` naming what is wrong, and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nnjoules.cli import main
+
+USER_MODULE = textwrap.dedent("""
+    import torch.nn as nn
+    import sys
+
+    def good():
+        return nn.Sequential(nn.Linear(4, 3))
+
+    def raises():
+        raise RuntimeError("weights file missing\\nsecond line of the message")
+
+    def needs(width):
+        return nn.Linear(width, width)
+
+    def exits():
+        sys.exit(0)
+
+    def not_a_module():
+        return 42
+
+    instance = nn.Linear(4, 2)
+""")
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one stderr line of a failed run (asserts there is exactly one)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nnjoules: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture
+def user_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A current folder holding the user's module ``usernets``, not on sys.path.
+
+    ``sys.path`` is restored and the modules imported from the folder are forgotten.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    (tmp_path / "usernets.py").write_text(USER_MODULE)
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if name in ("usernets", "brokenmod", "shaped", "other"):
+            del sys.modules[name]
+
+
+def test_module_in_the_current_folder_is_found(user_folder: Path, capsys) -> None:
+    # Linear(4, 3) on one item: 12 MACs, whether or not the folder was on sys.path before
+    assert main(["estimate", "usernets:good", "--input-shape", "4", "--json", "r.json",
+                 "--quiet"]) == 0
+    import json
+
+    assert json.loads((user_folder / "r.json").read_text())["totals"]["macs"] == 12
+
+
+def test_python_file_path_spec(user_folder: Path, tmp_path: Path) -> None:
+    sub = tmp_path / "nets"
+    sub.mkdir()
+    (sub / "other.py").write_text(USER_MODULE)
+    assert main(["estimate", "nets/other.py:good", "--input-shape", "4", "--quiet"]) == 0
+
+
+def test_a_module_instance_is_used_as_is(user_folder: Path, capsys) -> None:
+    assert main(["estimate", "usernets:instance", "--input-shape", "4", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("usernets:raises", "usernets:raises: calling raises() failed: RuntimeError: weights file "
+                        "missing"),
+    ("usernets:needs", "usernets:needs: the factory needs argument(s) width; nnjoules calls it "
+                       "with none"),
+    ("usernets:exits", "usernets:exits: calling exits() failed: it called sys.exit(0)"),
+    ("usernets:not_a_module", "usernets:not_a_module: expected a torch.nn.Module, got int"),
+    ("usernets:missing", "usernets:missing: module 'usernets' has no 'missing'; it defines "),
+    ("usernets:", "usernets:: expected package.module:factory or file.py:factory"),
+    (":good", ":good: expected package.module:factory"),
+    ("nosuchmodule_xyz:build", "nosuchmodule_xyz:build: no module named 'nosuchmodule_xyz' "
+                               "in the current folder or on PYTHONPATH"),
+    ("nets/none.py:good", "nets/none.py:good: no such Python file 'nets/none.py'"),
+])
+def test_user_code_failures_are_one_line_exit_2(user_folder: Path, capsys, spec: str,
+                                                 message: str) -> None:
+    assert main(["estimate", spec, "--input-shape", "4"]) == 2
+    assert message in error_line(capsys)
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("def build(:\n    pass\n", "importing 'brokenmod' failed: SyntaxError: "),
+    ("import no_such_dependency_xyz\n", "importing 'brokenmod' failed: ModuleNotFoundError: "
+                                        "No module named 'no_such_dependency_xyz'"),
+    ("raise ValueError('bad config')\n", "importing 'brokenmod' failed: ValueError: bad config"),
+    ("import sys\nsys.exit(3)\n", "importing 'brokenmod' failed: it called sys.exit(3)"),
+])
+def test_modules_that_fail_to_import(user_folder: Path, capsys, source: str,
+                                     message: str) -> None:
+    (user_folder / "brokenmod.py").write_text(source)
+    assert main(["estimate", "brokenmod:build", "--input-shape", "4"]) == 2
+    line = error_line(capsys)
+    assert line.startswith("nnjoules: error: brokenmod:build: ")
+    assert message in line
+
+
+def test_syntax_error_names_file_and_line(user_folder: Path, capsys) -> None:
+    (user_folder / "brokenmod.py").write_text("x = 1\ndef build(:\n")
+    assert main(["estimate", "brokenmod:build", "--input-shape", "4"]) == 2
+    assert f"({user_folder / 'brokenmod.py'}, line 2)" in error_line(capsys)
+
+
+def test_bad_input_shape_attribute(user_folder: Path, capsys) -> None:
+    (user_folder / "shaped.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+        def build():
+            net = nn.Linear(4, 3)
+            net.input_shape = (4, -1)
+            return net
+    """))
+    assert main(["estimate", "shaped:build"]) == 2
+    assert "shaped:build: the model's input_shape must be positive integers" in \
+        error_line(capsys)
