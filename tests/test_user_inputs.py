@@ -137,3 +137,87 @@ def test_bad_input_shape_attribute(user_folder: Path, capsys) -> None:
     assert main(["estimate", "shaped:build"]) == 2
     assert "shaped:build: the model's input_shape must be positive integers" in \
         error_line(capsys)
+
+
+# --densities --------------------------------------------------------------------------
+
+@pytest.fixture
+def two_layer_net(user_folder: Path) -> str:
+    """``usernets:mlp``: Linear(4, 8) -> ReLU -> Linear(8, 2), layers ``0`` and ``2``."""
+    with (user_folder / "usernets.py").open("a") as handle:
+        handle.write("\ndef mlp():\n    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), "
+                     "nn.Linear(8, 2))\n")
+    return "usernets:mlp"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"0": {"weights": "0.5"}}', "layer '0': weights must be a number in [0, 1], got "
+                                  '"0.5" (a string)'),
+    ('{"0": {"weights": true}}', "layer '0': weights must be a number in [0, 1], got true "
+                                 "(a boolean)"),
+    ('{"0": {"ifmaps": false}}', "layer '0': ifmaps must be a number in [0, 1], got false"),
+    ('{"0": {"ofmaps": 1.5}}', "layer '0': ofmaps must be a number in [0, 1], got 1.5"),
+    ('{"0": {"weights": -0.1}}', "layer '0': weights must be a number in [0, 1], got -0.1"),
+    ('{"0": {"weights": NaN}}', "NaN is not a density"),
+    ('{"0": {"weights": Infinity}}', "Infinity is not a density"),
+    ('{"0": {"weights": 1e400}}', "layer '0': weights must be a number in [0, 1], got "
+                                  "Infinity"),
+    ('{"0": {"weights": null}}', "got null (null)"),
+    ('{"0": {"weight": 0.5}}', "layer '0': unknown field 'weight'; use weights, ifmaps, ofmaps"),
+    ('{"0": 0.5}', "layer '0': expected an object like {\"weights\": 0.5}, got a number"),
+    ('{"0": {}}', "layer '0': expected an object like"),
+    ('[0.5]', "expected a JSON object {\"layer name\": {\"weights\": 0.5"),
+    ('{}', "expected a JSON object"),
+    ('{"0": {"weights": 0.5}, "0": {"ifmaps": 0.5}}', "duplicate key(s) '0'"),
+    ('{"0": {"weights": 0.5}', "not valid JSON (Expecting ',' delimiter: line 1 column 23"),
+    ('{"fc9": {"weights": 0.5}}', "no layer named 'fc9'; layers are 0, 2"),
+])
+def test_bad_densities_name_file_layer_and_field(two_layer_net: str, user_folder: Path, capsys,
+                                                 text: str, message: str) -> None:
+    path = user_folder / "d.json"
+    path.write_text(text)
+    assert main(["estimate", two_layer_net, "--input-shape", "4", "--densities",
+                 str(path)]) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"nnjoules: error: {path}: "), line
+    assert message in line
+
+
+@pytest.mark.parametrize("kind", ["binary", "folder", "missing"])
+def test_densities_file_that_is_not_a_json_file(two_layer_net: str, user_folder: Path, capsys,
+                                                kind: str) -> None:
+    path = user_folder / "d.json"
+    if kind == "binary":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    elif kind == "folder":
+        path.mkdir()
+    assert main(["estimate", two_layer_net, "--input-shape", "4", "--densities",
+                 str(path)]) == 2
+    expected = {"binary": "not a text file (not UTF-8 at byte 0)",
+                "folder": "is a folder, not a densities file",
+                "missing": "no such densities file"}[kind]
+    assert error_line(capsys) == f"nnjoules: error: {path}: {expected}"
+
+
+def test_densities_override_the_skipped_macs(two_layer_net: str, user_folder: Path) -> None:
+    import json
+
+    # Layer 0 is Linear(4, 8): 32 MACs. With weights at 0.25 and ifmaps at 0.5 and either
+    # zero operand skipping a MAC, 32 * 0.25 * 0.5 = 4 MACs are performed.
+    path = user_folder / "d.json"
+    path.write_text('{"0": {"weights": 0.25, "ifmaps": 0.5}, "2": {"ofmaps": 1}}')
+    out = user_folder / "r.json"
+    assert main(["estimate", two_layer_net, "--input-shape", "4", "--densities", str(path),
+                 "--json", str(out), "--quiet"]) == 0
+    first = json.loads(out.read_text())["layers"][0]
+    assert first["name"] == "0" and first["macs"] == 32
+    assert first["density"]["weights"] == 0.25 and first["density"]["ifmaps"] == 0.5
+    assert first["nonskipped_macs"] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("value", ["0.5", True, float("nan")])
+def test_density_rejects_strings_bools_and_nan(value: object) -> None:
+    from nnjoules.energy.workload import Density
+
+    with pytest.raises(ValueError, match=r"Density.weights must be a number in \[0, 1\]"):
+        Density(weights=value)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from nnjoules.commands.common import add_workload_options
-from nnjoules.commands.options import read_densities
+from nnjoules.commands.options import densities_named, read_densities
 from nnjoules.errors import InputError
 
 log = logging.getLogger("nnjoules")
@@ -60,7 +60,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
 
         generator = torch.Generator().manual_seed(args.seed)
         example_inputs = torch.randn((args.batch or 1, *input_shape), generator=generator)
-    with layer_progress("mapping layers") as advance:
+    with layer_progress("mapping layers") as advance, densities_named(args.densities):
         report = estimate(loaded.model, example_inputs, hardware=hardware,
                           batch=args.batch if example_inputs is None else None,
                           bits=args.bits,
