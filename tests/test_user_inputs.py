@@ -221,3 +221,98 @@ def test_density_rejects_strings_bools_and_nan(value: object) -> None:
 
     with pytest.raises(ValueError, match=r"Density.weights must be a number in \[0, 1\]"):
         Density(weights=value)  # type: ignore[arg-type]
+
+
+# NaN and infinite values in weights and activations -----------------------------------
+
+NON_FINITE_NETS = textwrap.dedent("""
+    import torch
+    import torch.nn as nn
+
+    def mlp():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+    def nan_weight():
+        net = mlp()
+        with torch.no_grad():
+            net[2].weight[1, 3] = float("nan")
+        return net
+
+    def inf_weights():
+        net = mlp()
+        with torch.no_grad():
+            net[0].weight[0, :2] = float("inf")
+        return net
+
+    def nan_bias():
+        net = mlp()
+        with torch.no_grad():
+            net[0].bias[5] = float("nan")
+        return net
+
+    class Overflow(nn.Module):
+        # finite weights; exp(fc1(x)) overflows float32 (exp(100) > 3.4e38)
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
+            with torch.no_grad():
+                self.fc1.weight.zero_()
+                self.fc1.bias.fill_(100.0)
+
+        def forward(self, x):
+            return self.fc2(torch.exp(self.fc1(x)))
+
+    def overflow():
+        return Overflow()
+""")
+
+
+@pytest.mark.parametrize(("factory", "message"), [
+    ("nan_weight", "layer '2': weights hold 1 NaN or infinite value (of 16)"),
+    ("inf_weights", "layer '0': weights hold 2 NaN or infinite values (of 32)"),
+    # the bias is added inside the product: the layer's output is where it shows
+    ("nan_bias", "layer '0': ofmaps hold 1 NaN or infinite value (of 8)"),
+    ("overflow", "layer 'fc2': ifmaps hold 8 NaN or infinite values (of 8)"),
+])
+def test_non_finite_values_are_an_error_naming_the_layer(user_folder: Path, capsys,
+                                                          factory: str, message: str) -> None:
+    (user_folder / "nonfinite.py").write_text(NON_FINITE_NETS)
+    assert main(["estimate", f"nonfinite:{factory}", "--input-shape", "4", "--json",
+                 "r.json"]) == 2
+    assert error_line(capsys) == f"nnjoules: error: {message}"
+    assert not (user_folder / "r.json").exists()
+    del sys.modules["nonfinite"]
+
+
+def test_capture_error_leaves_no_unmodelled_op_behind() -> None:
+    # the finiteness check runs torch ops on activations; none may be counted as the model's
+    import torch
+    from torch import nn
+
+    from nnjoules.energy.extract import workload_from_module
+
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    workload = workload_from_module(net, torch.randn(3, 4))
+    # ReLU is the one operator that is not a product (no aten.isfinite, aten.sum, ...)
+    assert [u.op for u in workload.unmodelled] == ["aten.relu"]
+
+
+def test_onnx_initializer_with_nan_names_node_and_tensor(tmp_path: Path, capsys) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.ones((3, 4), dtype=np.float32)
+    w[2, 1] = np.nan
+    w[0, 0] = -np.inf
+    gemm = helper.make_node("Gemm", ["x", "fc.weight"], ["y"], name="classifier", transB=1)
+    graph = helper.make_graph(
+        [gemm], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(w, "fc.weight")])
+    path = tmp_path / "nan.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert main(["estimate", str(path)]) == 2
+    assert error_line(capsys) == (f"nnjoules: error: {path}: node 'classifier': weights "
+                                  "'fc.weight' hold 2 NaN or infinite values (of 12)")

@@ -32,7 +32,7 @@ import onnx
 from onnx import external_data_helper, numpy_helper
 
 from nnjoules.energy.extract.product import ProductShape
-from nnjoules.energy.extract.sparsity import tensor_stats
+from nnjoules.energy.extract.sparsity import finite_tensor_stats
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
 from nnjoules.errors import InputError, ModelLoadError
 
@@ -370,7 +370,9 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
         source = sources.get(p.weights or "")
         if source is not None and not _is_external(tensors[source]):
             if source not in cache:
-                cache[source] = tensor_stats(numpy_helper.to_array(tensors[source]))
+                cache[source] = finite_tensor_stats(
+                    numpy_helper.to_array(tensors[source]),
+                    what=f"{path}: node {name!r}: weights {source!r}")
             weights, pairs = cache[source]
             density = Density(weights=weights, weights_rlc_pairs=pairs)
         try:
