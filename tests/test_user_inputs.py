@@ -316,3 +316,31 @@ def test_onnx_initializer_with_nan_names_node_and_tensor(tmp_path: Path, capsys)
     assert main(["estimate", str(path)]) == 2
     assert error_line(capsys) == (f"nnjoules: error: {path}: node 'classifier': weights "
                                   "'fc.weight' hold 2 NaN or infinite values (of 12)")
+
+
+# sweep values: the bounds of the hardware file ---------------------------------------
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("mac_energy=1,1e308", "sweep parameter mac_energy: bad value '1e308': must be at most "
+                           "1e+12 (larger totals would overflow)"),
+    ("dram_energy=1e400", "sweep parameter dram_energy: bad value '1e400': expected a "
+                          "non-negative number"),
+    ("pe_array=12x14,1000000x1000000", "sweep parameter pe_array: bad value '1000000x1000000': "
+                                       "1000000x1000000 is 1000000000000 PEs, more than the "
+                                       "65536"),
+    ("rf_bytes=1000000000000000000000", "sweep parameter rf_bytes: bad value "
+                                        "'1000000000000000000000': must be at most "
+                                        "1099511627776"),
+    ("glb_kb=1e20", "sweep parameter glb_kb: bad value '1e20': must be at most 1073741824"),
+    ("bits=nan", "sweep parameter bits: bad value 'nan': expected a positive number"),
+])
+def test_sweep_values_are_bounded_like_the_file(capsys, setting: str, message: str) -> None:
+    # parsed before any model is loaded: the model name need not exist
+    assert main(["sweep", "no-such-model", "--set", setting]) == 2
+    assert message in error_line(capsys)
+
+
+def test_sweep_energy_in_exponent_notation_is_read() -> None:
+    from nnjoules.energy.sweep_params import parse_values
+
+    assert parse_values("mac_energy", ["1e-3", "2.5E2"]) == (0.001, 250)

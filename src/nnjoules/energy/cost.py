@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from nnjoules.energy.access import AccessCounts
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware, Level
 from nnjoules.energy.workload import Layer, Operand
+from nnjoules.errors import InputError
 
 RLC_RUN_BITS = 5
 RLC_PAIRS_PER_TERMINATION_BIT = 3
@@ -191,5 +192,9 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
             data[key] = (counts.read(level, operand) * units.read[key]
                          + counts.write(level, operand) * units.write[key])
     nonskipped = counts.macs * executed_fraction(layer, gating)
-    return EnergyBreakdown(unit=hw.unit, data=data, computation=nonskipped * units.mac,
+    computation = nonskipped * units.mac
+    if not math.isfinite(computation + sum(data.values())):  # never report inf or NaN
+        raise InputError(f"layer {layer.name!r}: its energy on hardware {hw.name!r} is not a "
+                         "finite number; lower the hardware's energies")
+    return EnergyBreakdown(unit=hw.unit, data=data, computation=computation,
                            nonskipped_macs=nonskipped)
