@@ -6,6 +6,7 @@ Each case is run through ``nnjoules.cli.main`` and must end in exactly one line 
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -344,3 +345,100 @@ def test_sweep_energy_in_exponent_notation_is_read() -> None:
     from nnjoules.energy.sweep_params import parse_values
 
     assert parse_values("mac_energy", ["1e-3", "2.5E2"]) == (0.001, 250)
+
+
+# Outputs that cannot be written: a full disk, a read-only folder ----------------------
+
+# Runs the CLI with a file size limit: a write past it fails with EFBIG ("File too large"),
+# exactly as a full disk fails with ENOSPC, and SIGXFSZ is ignored so that it is an error.
+LIMITED_CLI = """
+import resource, signal, sys
+limit = int(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from nnjoules.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run_with_file_limit(limit_bytes: int, argv: list[str], cwd: Path) -> tuple[int, str]:
+    """(exit code, stderr) of ``nnjoules argv`` in a process that cannot write files larger
+    than ``limit_bytes``."""
+    import os
+    import subprocess
+
+    import nnjoules
+
+    env = {**os.environ, "PYTHONPATH": str(Path(nnjoules.__file__).parents[1]),
+           "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", LIMITED_CLI, str(limit_bytes), *argv],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_full_disk_while_writing_a_report(user_folder: Path, option: str) -> None:
+    out = user_folder / "report.out"
+    out.write_text("the user's earlier report\n")
+    code, err = run_with_file_limit(
+        200, ["estimate", "usernets:good", "--input-shape", "4", option, str(out), "--quiet"],
+        cwd=user_folder)
+    assert (code, err) == (2, f"nnjoules: error: {out}: cannot write (File too large); "
+                              "nothing was written\n")
+    assert out.read_text() == "the user's earlier report\n"  # untouched
+    assert sorted(p.name for p in user_folder.iterdir()) == ["report.out", "usernets.py"]
+
+
+def test_the_same_report_is_written_without_the_limit(user_folder: Path) -> None:
+    # the control of the test above: only the size limit made it fail
+    code, err = run_with_file_limit(
+        10_000_000, ["estimate", "usernets:good", "--input-shape", "4", "--json", "r.json",
+                     "--quiet"], cwd=user_folder)
+    assert (code, err) == (0, "")
+    import json
+
+    assert json.loads((user_folder / "r.json").read_text())["totals"]["macs"] == 12
+
+
+def test_full_disk_during_prune(tmp_path: Path) -> None:
+    from test_data import write_fake_fashion_mnist
+
+    data = tmp_path / "fmnist"
+    data.mkdir()
+    write_fake_fashion_mnist(data, n_train=10_400, n_test=200, gz=False)
+    run = tmp_path / "run"
+    code, err = run_with_file_limit(20_000, [
+        "prune", "lenet5", "--data-dir", str(data), "--out", str(run), "--train-limit", "300",
+        "--val-limit", "200", "--test-limit", "200", "--rounds", "1", "--finetune-epochs",
+        "0.1", "--samples", "64", "--positions", "4", "--reference", "given", "--quiet"],
+        cwd=tmp_path)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.fullmatch(rf"nnjoules: error: {re.escape(str(run))}/[\w.-]+: cannot write "
+                        r"\(File too large\); nothing was written", lines[0]), lines[0]
+    # every file left in the run folder is whole: no temporary file, each under the limit
+    assert all(not p.name.startswith(".") and p.stat().st_size <= 20_000 for p in run.iterdir())
+
+
+@pytest.mark.parametrize("argv", [
+    ["estimate", "usernets:good", "--input-shape", "4", "--json", "/sys/nnjoules-test.json"],
+    ["estimate", "usernets:good", "--input-shape", "4", "--plot", "/sys/nnjoules-test/plots"],
+    ["prune", "lenet5", "--out", "/sys/nnjoules-test/run", "--rounds", "1"],
+])
+def test_output_under_a_folder_nobody_may_write(user_folder: Path, capsys,
+                                                argv: list[str]) -> None:
+    # /sys refuses new files even to root, for whom os.access() says every folder is writable
+    assert main([*argv, "--quiet"]) == 2
+    line = error_line(capsys)
+    assert line.startswith("nnjoules: error: /sys/nnjoules-test")
+    assert line.endswith(("(Permission denied)", "Operation not permitted",
+                          "(Operation not permitted)", "Permission denied")), line
+
+
+def test_two_sweeps_in_one_folder_keep_their_plots(user_folder: Path, capsys) -> None:
+    for name in ("small", "large"):
+        assert main(["sweep", "usernets:good", "--input-shape", "4", "--set", "glb_kb=32,64",
+                     "--csv", f"{name}.csv", "--quiet"]) == 0
+    written = sorted(p.name for p in user_folder.iterdir() if p.suffix in (".csv", ".png"))
+    assert written == ["large.csv", "large.png", "small.csv", "small.png"]
