@@ -442,3 +442,46 @@ def test_two_sweeps_in_one_folder_keep_their_plots(user_folder: Path, capsys) ->
                      "--csv", f"{name}.csv", "--quiet"]) == 0
     written = sorted(p.name for p in user_folder.iterdir() if p.suffix in (".csv", ".png"))
     assert written == ["large.csv", "large.png", "small.csv", "small.png"]
+
+
+# model files of `nnjoules train`/`prune`, and inputs too large to run -------------------
+
+SHIPPED = Path(__file__).parents[1] / "src" / "nnjoules" / "models" / "lenet5-fashion-mnist.pt"
+
+
+def test_estimate_reads_a_model_file(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    path = tmp_path / "lenet.pt"
+    shutil.copy(SHIPPED, path)
+    out = tmp_path / "r.json"
+    assert main(["estimate", str(path), "--json", str(out), "--quiet"]) == 0
+    data = json.loads(out.read_text())
+    # LeNet-5 on 1x28x28: conv 6x28x28x25, conv 16x10x10x(6x25), FC 400x120, 120x84, 84x10
+    assert data["totals"]["macs"] == 6 * 28 * 28 * 25 + 16 * 10 * 10 * 6 * 25 + 400 * 120 \
+        + 120 * 84 + 84 * 10 == 416_520
+    assert data["network"] == "lenet"
+
+
+@pytest.mark.parametrize("content", ["truncated", "random"])
+def test_broken_model_file_is_one_line(tmp_path: Path, capsys, content: str) -> None:
+    import random
+
+    path = tmp_path / "broken.pt"
+    data = SHIPPED.read_bytes()
+    path.write_bytes(data[:3000] if content == "truncated"
+                     else random.Random(0).randbytes(3000))
+    assert main(["estimate", str(path)]) == 2
+    assert error_line(capsys).startswith(f"nnjoules: error: {path}: not a model file of nnjoules")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--batch", "100000000", "--input-shape", "4"],
+     "--batch 100000000 x --input-shape 4 is 400,000,000 input values; at most 268,435,456"),
+    (["--batch", "70000", "--input-shape", "4,1000"], "is 280,000,000 input values"),
+])
+def test_input_too_large_to_run(user_folder: Path, capsys, argv: list[str],
+                                message: str) -> None:
+    assert main(["estimate", "usernets:good", *argv]) == 2
+    assert message in error_line(capsys)

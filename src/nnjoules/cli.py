@@ -28,7 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except NNJoulesError as err:
-        print(f"nnjoules: error: {err}", file=sys.stderr)
+        # one line, even when a library's text inside the message has several
+        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"nnjoules: error: {message}", file=sys.stderr)
         return err.exit_code
     except OSError as err:  # a folder or file that cannot be created: as a bad path, exit 2
         from nnjoules.io import os_error_message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,6 +136,25 @@ def bits(text: str) -> Any:
     raise argparse.ArgumentTypeError(f"expected B or W,I,O bit-widths, got {text!r}")
 
 
+# The model is run on its input: beyond this many values (1 GiB of float32) it would not fit.
+MAX_INPUT_VALUES = 1 << 28
+
+
+def check_input_size(batch: int, item_shape: tuple[int, ...] | None) -> None:
+    """Refuse an input of ``batch`` items of ``item_shape`` too large to run the model on.
+
+    Raises:
+        InputError: more than `MAX_INPUT_VALUES` values in all.
+    """
+    if item_shape is None:
+        return
+    values = batch * math.prod(item_shape)
+    if values > MAX_INPUT_VALUES:
+        dims = ",".join(map(str, item_shape))
+        raise InputError(f"--batch {batch} x --input-shape {dims} is {values:,} input values; "
+                         f"at most {MAX_INPUT_VALUES:,} (1 GiB of float32) can be run")
+
+
 def shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(p) for p in text.replace("x", ",").split(","))
@@ -143,6 +163,9 @@ def shape(text: str) -> tuple[int, ...]:
             from None
     if not dims or any(d < 1 for d in dims):
         raise argparse.ArgumentTypeError(f"dimensions must be positive, got {text!r}")
+    if math.prod(dims) > MAX_INPUT_VALUES:
+        raise argparse.ArgumentTypeError(f"{text!r} is {math.prod(dims):,} values per item; "
+                                         f"at most {MAX_INPUT_VALUES:,} can be run")
     return dims
 
 

@@ -1,4 +1,5 @@
-"""Resolve a model spec: a torchvision name, an ``.onnx`` path or ``package.module:factory``."""
+"""Resolve a model spec: a torchvision name, an ``.onnx`` path, a ``.pt`` model file of
+``nnjoules train``/``prune``, or ``package.module:factory`` (or ``file.py:factory``)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def load_model(spec: str, *, seed: int = 0) -> LoadedModel:
         if not path.is_file():
             raise ModelLoadError(f"{spec}: no such ONNX file")
         return LoadedModel(name=path.stem, model=path, input_shape=None)
+    if spec.lower().endswith(".pt"):
+        return _from_model_file(Path(spec))
     if ":" in spec:
         return _from_factory(spec)
     return _from_torchvision(spec, seed=seed)
@@ -71,6 +74,15 @@ def _from_torchvision(name: str, *, seed: int) -> LoadedModel:
     module = torchvision.models.get_model(name, weights=None, **_TORCHVISION_OPTIONS.get(name, {}))
     return LoadedModel(name=name, model=module.eval(),
                        input_shape=_INPUT_SHAPES.get(name, DEFAULT_INPUT_SHAPE))
+
+
+def _from_model_file(path: Path) -> LoadedModel:
+    """A model file written by ``nnjoules train`` or ``nnjoules prune`` (masks applied)."""
+    from nnjoules.prune.modelio import load_model_file
+
+    _name, model, _info = load_model_file(path)
+    return LoadedModel(name=path.stem, model=model,
+                       input_shape=_input_shape(str(path), model))
 
 
 def _from_factory(spec: str) -> LoadedModel:
