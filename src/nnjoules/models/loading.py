@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from nnjoules.errors import ModelLoadError
+from nnjoules.errors import InputError, ModelLoadError
 
 # Constructor options that keep torchvision models download-free and deterministic.
 _TORCHVISION_OPTIONS: dict[str, dict[str, Any]] = {
@@ -41,6 +41,8 @@ def load_model(spec: str, *, seed: int = 0) -> LoadedModel:
     """
     if spec.lower().endswith(".onnx"):
         path = Path(spec)
+        if path.is_dir():
+            raise ModelLoadError(f"{spec}: is a folder, not an ONNX file")
         if not path.is_file():
             raise ModelLoadError(f"{spec}: no such ONNX file")
         return LoadedModel(name=path.stem, model=path, input_shape=None)
@@ -80,7 +82,13 @@ def _from_model_file(path: Path) -> LoadedModel:
     """A model file written by ``nnjoules train`` or ``nnjoules prune`` (masks applied)."""
     from nnjoules.prune.modelio import load_model_file
 
-    _name, model, _info = load_model_file(path)
+    try:
+        _name, model, _info = load_model_file(path)
+    except InputError:
+        raise
+    except Exception as err:  # a damaged file: the unpickler or the state dict fails anyhow
+        raise ModelLoadError(f"{path}: not a model file of nnjoules, or a damaged one "
+                             f"({_one_line(err)})") from None
     return LoadedModel(name=path.stem, model=model,
                        input_shape=_input_shape(str(path), model))
 

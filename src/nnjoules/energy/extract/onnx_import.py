@@ -20,12 +20,14 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec
 
 import numpy as np
 import onnx
@@ -34,11 +36,12 @@ from onnx import external_data_helper, numpy_helper
 from nnjoules.energy.extract.product import ProductShape
 from nnjoules.energy.extract.sparsity import finite_tensor_stats
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
-from nnjoules.errors import InputError, ModelLoadError
+from nnjoules.errors import InputError, ModelLoadError, NNJoulesError
 
 __all__ = ["FREE_OPS", "workload_from_onnx"]
 
 log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
 
 FREE_OPS = frozenset({
     "Identity", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split",
@@ -174,6 +177,24 @@ _Handler = Callable[[onnx.NodeProto, _Graph], "tuple[_Product, ...] | str"]
 _HANDLERS: dict[str, _Handler] = {"Conv": _conv, "Gemm": _gemm, "MatMul": _matmul}
 
 
+def _damaged_file_is_an_error(read: Callable[_P, Workload]) -> Callable[_P, Workload]:
+    """A graph that breaks the importer (a damaged file: an operand missing, a rank or a
+    data size that does not match) is a `ModelLoadError` naming the file, not a traceback."""
+    @functools.wraps(read)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> Workload:
+        try:
+            return read(*args, **kwargs)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, NNJoulesError):
+                raise
+            path = args[0] if args else kwargs.get("path")
+            raise ModelLoadError(f"{path}: cannot read this ONNX graph (a damaged file, or a "
+                                 f"construct not supported): {type(exc).__name__}: {exc}") \
+                from exc
+    return guarded
+
+
+@_damaged_file_is_an_error
 def workload_from_onnx(path: str | Path, *, batch: int | None = None,
                        input_shape: tuple[int, ...] | None = None,
                        name: str | None = None, measure_density: bool = True) -> Workload:
@@ -386,6 +407,9 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
     return tuple(layers)
 
 
+_MAX_RUN_VALUES = 1 << 28  # values of one graph input run for its shapes (1 GiB of float32)
+
+
 def _run_for_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto],
                     first: _Unresolved, path: Path) -> dict[str, tuple[int, ...]]:
     """Shapes of the inputs of every modelled node, by running the graph once on zeros."""
@@ -401,7 +425,14 @@ def _run_for_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto],
         if not all(d > 0 for d in dims):
             raise _unresolved_error(first, path, f"; graph input {value_info.name!r} has "
                                     f"unknown dimensions {_dims_text(value_info)}")
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+        if math.prod(dims) > _MAX_RUN_VALUES:  # a damaged file: never allocate that much
+            raise _unresolved_error(first, path, f"; graph input {value_info.name!r} of shape "
+                                    f"{dims} is too large to run")
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+        except KeyError:
+            raise _unresolved_error(first, path, f"; graph input {value_info.name!r} has no "
+                                    f"known element type ({tensor_type.elem_type})") from None
         feeds[value_info.name] = np.zeros(dims, dtype=dtype)
     known = {o.name for o in model.graph.output}
     wanted = sorted({i for n in model.graph.node if n.op_type in _HANDLERS
