@@ -485,3 +485,9 @@ def test_input_too_large_to_run(user_folder: Path, capsys, argv: list[str],
                                 message: str) -> None:
     assert main(["estimate", "usernets:good", *argv]) == 2
     assert message in error_line(capsys)
+
+
+def test_a_folder_named_like_an_onnx_file(user_folder: Path, capsys) -> None:
+    (user_folder / "x.onnx").mkdir()
+    assert main(["estimate", "x.onnx"]) == 2
+    assert error_line(capsys) == "nnjoules: error: x.onnx: is a folder, not an ONNX file"
