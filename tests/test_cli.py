@@ -65,7 +65,7 @@ def test_factory_and_onnx_models(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(("argv", "code", "message"), [
     (["estimate", "alexnett"], 2, "unknown model 'alexnett'.*did you mean alexnet"),
     (["estimate", "missing.onnx"], 2, "missing.onnx: no such ONNX file"),
-    (["estimate", "nosuchpkg.mod:make"], 2, "cannot import 'nosuchpkg.mod'"),
+    (["estimate", "nosuchpkg.mod:make"], 2, "no module named 'nosuchpkg.mod' in the current"),
     (["estimate", "alexnet", "--hardware", "nosuch.yaml"], 2, "nosuch.yaml: file not found"),
     (["estimate", "alexnet", "--densities", "nope.json"], 2, "nope.json: no such densities"),
 ])

@@ -1,6 +1,7 @@
 """The ``nnjoules`` command line. Tables on stdout, logs and progress on stderr.
 
-Exit codes: 0 ok, 1 failure (e.g. a layer that cannot be mapped), 2 bad usage or input.
+Exit codes: 0 ok, 1 failure (e.g. a layer that cannot be mapped), 2 bad usage or input,
+including an output that cannot be written (read-only folder, full disk).
 Each subcommand lives in :mod:`nnjoules.commands` and registers itself in `COMMANDS`.
 """
 
@@ -27,8 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except NNJoulesError as err:
-        print(f"nnjoules: error: {err}", file=sys.stderr)
+        # one line, even when a library's text inside the message has several
+        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"nnjoules: error: {message}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a folder or file that cannot be created: as a bad path, exit 2
+        from nnjoules.io import os_error_message
+
+        print(f"nnjoules: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("nnjoules: interrupted", file=sys.stderr)
         return 130

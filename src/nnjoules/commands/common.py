@@ -9,7 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
-from nnjoules.commands.options import bits, positive_int, shape
+from nnjoules.commands.options import bits, check_input_size, positive_int, shape
 from nnjoules.energy.workload import Density, Precision, Workload
 from nnjoules.errors import InputError
 
@@ -64,6 +64,7 @@ def load_workload(spec: str, *, batch: int | None, input_shape: tuple[int, ...] 
     from nnjoules.models import load_model
 
     loaded = load_model(spec, seed=seed)
+    check_input_size(batch or 1, input_shape or loaded.input_shape)
     if isinstance(loaded.model, Path):
         workload = extract_workload(loaded.model, name=loaded.name, batch=batch,
                                     input_shape=input_shape, measure_density=not dense,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from nnjoules.commands.common import add_workload_options
-from nnjoules.commands.options import read_densities
+from nnjoules.commands.options import check_input_size, densities_named, read_densities
 from nnjoules.errors import InputError
 
 log = logging.getLogger("nnjoules")
@@ -53,6 +53,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, seed=args.seed)
     example_inputs = None
     input_shape = args.input_shape or loaded.input_shape
+    check_input_size(args.batch or 1, input_shape)
     if not isinstance(loaded.model, Path):
         if input_shape is None:
             raise InputError(f"{args.model}: give --input-shape (e.g. 3,224,224)")
@@ -60,7 +61,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
 
         generator = torch.Generator().manual_seed(args.seed)
         example_inputs = torch.randn((args.batch or 1, *input_shape), generator=generator)
-    with layer_progress("mapping layers") as advance:
+    with layer_progress("mapping layers") as advance, densities_named(args.densities):
         report = estimate(loaded.model, example_inputs, hardware=hardware,
                           batch=args.batch if example_inputs is None else None,
                           bits=args.bits,

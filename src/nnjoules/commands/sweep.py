@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     swp.add_argument("--csv", type=Path, default=None, metavar="PATH",
                      help="CSV, one row per point [MODEL-sweep.csv]")
     swp.add_argument("--plot", type=Path, default=None, metavar="FILE",
-                     help="line plots, .png or .svg [MODEL-sweep.png]")
+                     help="line plots, .png or .svg [the CSV's name, with .png]")
     swp.add_argument("--json", type=Path, default=None, metavar="PATH",
                      help="also write the sweep as JSON")
     swp.add_argument("--quiet", action="store_true", help="no table on stdout")
@@ -64,7 +64,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     grid = parse_settings(args.settings)  # bad input fails before the model is loaded
     stem = common.model_stem(args.model)
     csv_path = args.csv or Path(f"{stem}-sweep.csv")
-    plot_path = args.plot or Path(f"{stem}-sweep.png")
+    plot_path = args.plot or csv_path.with_suffix(".png")  # two sweeps, two --csv: two plots
     common.check_output_file(csv_path, "--csv")
     common.check_plot_file(plot_path, "--plot")
     common.check_output_file(args.json, "--json")

@@ -304,5 +304,9 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
             data[key] = (counts.read(level, operand) * units.read[key]
                          + counts.write(level, operand) * units.write[key])
     nonskipped = counts.macs * executed_fraction(layer, gating)
-    return EnergyBreakdown(unit=hw.unit, data=data, computation=nonskipped * units.mac,
+    computation = nonskipped * units.mac
+    if not math.isfinite(computation + sum(data.values())):  # never report inf or NaN
+        raise InputError(f"layer {layer.name!r}: its energy on hardware {hw.name!r} is not a "
+                         "finite number; lower the hardware's energies")
+    return EnergyBreakdown(unit=hw.unit, data=data, computation=computation,
                            nonskipped_macs=nonskipped)

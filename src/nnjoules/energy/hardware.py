@@ -15,9 +15,32 @@ YAML files are read only by :mod:`nnjoules.energy.hardware_io`.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 from nnjoules.energy.workload import Operand
+
+# Bounds on a description, so that no count or energy overflows and the mapping search
+# stays small (its grids grow with the number of PEs: 256 x 256 takes seconds per layer).
+MAX_PES = 256 * 256
+MAX_SIZE_BYTES = 1 << 40  # 1 TiB for any one buffer: bit counts stay far inside int64
+MAX_BITS = 4096  # word_bits and access_bits
+# Per access or MAC, in the hardware's unit (1e12 pJ is a joule): the largest networks
+# make ~1e12 accesses of ~1e3 bits, so every total stays finite in float64.
+MAX_ENERGY = 1e12
+
+
+def check_energy(value: object, what: str) -> None:
+    """Raise ValueError unless ``value`` is a finite energy in [0, `MAX_ENERGY`]."""
+    if not (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= MAX_ENERGY):
+        raise ValueError(f"{what} must be a number in [0, {MAX_ENERGY:g}], got {value!r}")
+
+
+def check_count(value: object, what: str, maximum: int) -> None:
+    """Raise ValueError unless ``value`` is an integer in [1, ``maximum``]."""
+    if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= maximum):
+        raise ValueError(f"{what} must be an integer in [1, {maximum}], got {value!r}")
 
 
 class Level(enum.StrEnum):
@@ -49,11 +72,9 @@ class AccessCost:
     access_bits: int = 16
 
     def __post_init__(self) -> None:
-        if self.read < 0 or self.write < 0:
-            raise ValueError(f"access energies must not be negative, got read={self.read}, "
-                             f"write={self.write}")
-        if self.access_bits < 1:
-            raise ValueError(f"access_bits must be positive, got {self.access_bits}")
+        check_energy(self.read, "read energy")
+        check_energy(self.write, "write energy")
+        check_count(self.access_bits, "access_bits", MAX_BITS)
 
     def read_per_bit(self) -> float:
         """Energy of reading one bit."""
@@ -72,9 +93,14 @@ class PEArray:
     cols: int
 
     def __post_init__(self) -> None:
-        if self.rows < 1 or self.cols < 1:
+        if not (isinstance(self.rows, int) and isinstance(self.cols, int)
+                and self.rows >= 1 and self.cols >= 1):
             raise ValueError(f"PE array must have positive rows and cols, got "
                              f"{self.rows}x{self.cols}")
+        if self.rows * self.cols > MAX_PES:
+            raise ValueError(f"PE array {self.rows}x{self.cols} has {self.rows * self.cols} "
+                             f"PEs, more than the {MAX_PES} (256x256) the mapping search "
+                             "supports")
 
     @property
     def num_pes(self) -> int:
@@ -90,8 +116,7 @@ class GlobalBuffer:
     cost: AccessCost
 
     def __post_init__(self) -> None:
-        if self.size_bytes < 1:
-            raise ValueError(f"global buffer size_bytes must be positive, got {self.size_bytes}")
+        check_count(self.size_bytes, "global buffer size_bytes", MAX_SIZE_BYTES)
 
     @property
     def size_bits(self) -> int:
@@ -122,15 +147,13 @@ class RegisterFile:
             if any(p is not None for p in pads):
                 raise ValueError("register file: give either size_bytes (unified) or "
                                  "weights_bytes/ifmaps_bytes/psums_bytes, not both")
-            if self.size_bytes < 1:
-                raise ValueError(f"register file size_bytes must be positive, "
-                                 f"got {self.size_bytes}")
+            check_count(self.size_bytes, "register file size_bytes", MAX_SIZE_BYTES)
         else:
             if any(p is None for p in pads):
                 raise ValueError("register file: give size_bytes (unified) or all three of "
                                  "weights_bytes, ifmaps_bytes, psums_bytes")
-            if any(p is not None and p < 1 for p in pads):
-                raise ValueError(f"register file scratch pad sizes must be positive, got {pads}")
+            for name, size in zip(("weights", "ifmaps", "psums"), pads, strict=True):
+                check_count(size, f"register file {name}_bytes", MAX_SIZE_BYTES)
 
     @property
     def unified(self) -> bool:
@@ -158,10 +181,8 @@ class Hardware:
     mac: float  # one word_bits x word_bits MAC
 
     def __post_init__(self) -> None:
-        if self.word_bits < 1:
-            raise ValueError(f"hardware {self.name!r}: word_bits must be positive")
-        if self.mac < 0:
-            raise ValueError(f"hardware {self.name!r}: mac energy must not be negative")
+        check_count(self.word_bits, f"hardware {self.name!r}: word_bits", MAX_BITS)
+        check_energy(self.mac, f"hardware {self.name!r}: mac energy")
 
     def cost_of(self, level: Level, operand: Operand) -> AccessCost:
         """Access cost of ``operand`` at ``level``."""

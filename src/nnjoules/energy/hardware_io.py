@@ -29,6 +29,10 @@ from typing import Any
 import yaml
 
 from nnjoules.energy.hardware import (
+    MAX_BITS,
+    MAX_ENERGY,
+    MAX_PES,
+    MAX_SIZE_BYTES,
     PRESETS,
     AccessCost,
     EnergyUnit,
@@ -170,6 +174,13 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 (PyYAML) wants a dot in a float, so `1e-3` and `1e30` would be strings; YAML 1.2
+# and every other reader take them as numbers. Its int rule is tried first, so integers stay
+# integers.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 def _read_yaml(path: Path, *, label: str) -> Any:
@@ -274,13 +285,16 @@ class _Ctx:
         return _UNITS[value.lower()]
 
     def positive_int(self, m: Mapping[str, Any], path: str, key: str, *,
-                     default: int | None = None) -> int:
-        """A positive integer (booleans and floats are not); ``default`` if absent."""
+                     default: int | None = None, maximum: int = MAX_BITS) -> int:
+        """A positive integer up to ``maximum`` (booleans and floats are not); ``default``
+        if absent."""
         value = m.get(key)
         if value is None and default is not None:
             return default
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise self.error(_join(path, key), f"must be a positive integer, got {_show(value)}")
+        if value > maximum:
+            raise self.error(_join(path, key), f"must be at most {maximum}, got {value}")
         return value
 
     def energy(self, m: Mapping[str, Any], path: str, key: str) -> float:
@@ -297,6 +311,9 @@ class _Ctx:
         if not _is_number(value) or not math.isfinite(value) or value < 0:
             raise self.error(_join(path, key),
                              f"must be a non-negative number, got {_show(value)}")
+        if value > MAX_ENERGY:
+            raise self.error(_join(path, key), f"must be at most {MAX_ENERGY:g} "
+                             f"(larger totals would overflow), got {value!r}")
         return float(value)
 
     def size_bytes(self, m: Mapping[str, Any], path: str) -> int | None:
@@ -305,12 +322,15 @@ class _Ctx:
         if has_bytes and has_kb:
             raise self.error(path, "give size_bytes or size_kb, not both")
         if has_bytes:
-            return self.positive_int(m, path, "size_bytes")
+            return self.positive_int(m, path, "size_bytes", maximum=MAX_SIZE_BYTES)
         if not has_kb:
             return None
         kb = m["size_kb"]
         if not _is_number(kb) or not math.isfinite(kb) or kb <= 0:
             raise self.error(_join(path, "size_kb"), f"must be a positive number, got {_show(kb)}")
+        if kb * BYTES_PER_KB > MAX_SIZE_BYTES:
+            raise self.error(_join(path, "size_kb"), f"must be at most "
+                             f"{MAX_SIZE_BYTES // BYTES_PER_KB} (1 TiB), got {kb!r}")
         if (kb * BYTES_PER_KB) % 1:
             raise self.error(_join(path, "size_kb"),
                              f"{kb} kB is not a whole number of bytes (1 kB = 1024 bytes)")
@@ -322,10 +342,15 @@ class _Ctx:
             if match is None or 0 in (int(match[1]), int(match[2])):
                 raise self.error("pe_array", f"must be 'ROWSxCOLS' with positive numbers, "
                                  f"e.g. '12x14', or {{rows: 12, cols: 14}}; got {_show(value)}")
-            return PEArray(rows=int(match[1]), cols=int(match[2]))
-        m = self.fields(value, "pe_array", ("rows", "cols"))
-        return PEArray(rows=self.positive_int(m, "pe_array", "rows"),
-                       cols=self.positive_int(m, "pe_array", "cols"))
+            rows, cols = int(match[1]), int(match[2])
+        else:
+            m = self.fields(value, "pe_array", ("rows", "cols"))
+            rows = self.positive_int(m, "pe_array", "rows", maximum=MAX_PES)
+            cols = self.positive_int(m, "pe_array", "cols", maximum=MAX_PES)
+        if rows * cols > MAX_PES:
+            raise self.error("pe_array", f"{rows}x{cols} is {rows * cols} PEs, more than the "
+                             f"{MAX_PES} (256x256) the mapping search supports")
+        return PEArray(rows=rows, cols=cols)
 
     def cost(self, m: Mapping[str, Any], path: str, word_bits: int) -> AccessCost:
         """An access cost; ``write_energy`` defaults to ``read_energy``, bits to word_bits."""

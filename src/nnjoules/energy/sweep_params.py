@@ -23,7 +23,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nnjoules.energy.cost import Compression
-from nnjoules.energy.hardware import Hardware, PEArray, eyeriss  # noqa: F401  (doctest)
+from nnjoules.energy.hardware import (  # noqa: F401  (eyeriss: doctest)
+    MAX_ENERGY,
+    MAX_PES,
+    MAX_SIZE_BYTES,
+    Hardware,
+    PEArray,
+    eyeriss,
+)
 from nnjoules.energy.workload import Precision, Workload
 from nnjoules.errors import InputError
 
@@ -54,7 +61,7 @@ def _number(value: object, *, integer: bool = False, positive: bool = True) -> A
         raise ValueError(f"expected a number, got {value!r}")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int beyond float's range
         raise ValueError(f"expected a number, got {value!r}") from None
     if not math.isfinite(number) or number < 0 or (positive and number == 0):
         raise ValueError(f"expected a {'positive' if positive else 'non-negative'} number, "
@@ -66,12 +73,22 @@ def _number(value: object, *, integer: bool = False, positive: bool = True) -> A
     return float(number)
 
 
-def _positive_int(value: object) -> int:
-    return int(_number(value, integer=True))
+def _positive_int(value: object, maximum: int | None = None) -> int:
+    number = int(_number(value, integer=True))
+    if maximum is not None and number > maximum:
+        raise ValueError(f"must be at most {maximum}")
+    return number
+
+
+def _bytes(value: object) -> int:
+    return _positive_int(value, MAX_SIZE_BYTES)
 
 
 def _energy(value: object) -> float:
-    return float(_number(value, positive=False))
+    energy = float(_number(value, positive=False))
+    if energy > MAX_ENERGY:
+        raise ValueError(f"must be at most {MAX_ENERGY:g} (larger totals would overflow)")
+    return energy
 
 
 def _bits(value: object) -> int:
@@ -82,6 +99,8 @@ def _bits(value: object) -> int:
 
 def _glb_kb(value: object) -> Any:
     kb = _number(value)
+    if kb * 1024 > MAX_SIZE_BYTES:
+        raise ValueError(f"must be at most {MAX_SIZE_BYTES // 1024} (1 TiB)")
     if (kb * 1024) % 1:
         raise ValueError(f"{value} kB is not a whole number of bytes (1 kB = 1024 bytes)")
     return kb
@@ -89,13 +108,19 @@ def _glb_kb(value: object) -> Any:
 
 def _pe_array(value: object) -> tuple[int, int]:
     if isinstance(value, PEArray):
-        return (value.rows, value.cols)
-    if isinstance(value, tuple) and len(value) == 2:
-        return (_positive_int(value[0]), _positive_int(value[1]))
-    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(value))
-    if match is None or 0 in (int(match[1]), int(match[2])):
-        raise ValueError(f"expected ROWSxCOLS with positive numbers, e.g. 12x14, got {value!r}")
-    return (int(match[1]), int(match[2]))
+        rows, cols = value.rows, value.cols
+    elif isinstance(value, tuple) and len(value) == 2:
+        rows, cols = _positive_int(value[0]), _positive_int(value[1])
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(value))
+        if match is None or 0 in (int(match[1]), int(match[2])):
+            raise ValueError(f"expected ROWSxCOLS with positive numbers, e.g. 12x14, "
+                             f"got {value!r}")
+        rows, cols = int(match[1]), int(match[2])
+    if rows * cols > MAX_PES:
+        raise ValueError(f"{rows}x{cols} is {rows * cols} PEs, more than the {MAX_PES} "
+                         "(256x256) the mapping search supports")
+    return (rows, cols)
 
 
 def compression_of(value: object) -> Compression:
@@ -153,13 +178,13 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               change_hardware=_rf_energy),
     Parameter("mac_energy", "energy of one word_bits x word_bits MAC", _energy,
               change_hardware=lambda hw, v: replace(hw, mac=v)),
-    Parameter("rf_bytes", "unified register file per PE, bytes", _positive_int,
+    Parameter("rf_bytes", "unified register file per PE, bytes", _bytes,
               change_hardware=_rf_size("size_bytes")),
-    Parameter("rf_weights_bytes", "weight scratch pad per PE, bytes", _positive_int,
+    Parameter("rf_weights_bytes", "weight scratch pad per PE, bytes", _bytes,
               change_hardware=_rf_size("weights_bytes")),
-    Parameter("rf_ifmaps_bytes", "ifmap scratch pad per PE, bytes", _positive_int,
+    Parameter("rf_ifmaps_bytes", "ifmap scratch pad per PE, bytes", _bytes,
               change_hardware=_rf_size("ifmaps_bytes")),
-    Parameter("rf_psums_bytes", "psum scratch pad per PE, bytes", _positive_int,
+    Parameter("rf_psums_bytes", "psum scratch pad per PE, bytes", _bytes,
               change_hardware=_rf_size("psums_bytes")),
 )}
 _PRECISION_FIELDS = ("weight_bits", "ifmap_bits", "ofmap_bits")  # as in `Precision`

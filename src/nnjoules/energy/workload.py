@@ -14,6 +14,7 @@ the batch of a batched product, e.g. the heads of attention).
 from __future__ import annotations
 
 import enum
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -78,14 +79,15 @@ class Density:
     ofmaps_rlc_pairs: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("weights", "ifmaps", "ofmaps"):
+        for name in ("weights", "ifmaps", "ofmaps", "weights_rlc_pairs", "ifmaps_rlc_pairs",
+                     "ofmaps_rlc_pairs"):
             value = getattr(self, name)
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"Density.{name} must lie in [0, 1], got {value!r}")
-        for name in ("weights_rlc_pairs", "ifmaps_rlc_pairs", "ofmaps_rlc_pairs"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"Density.{name} must lie in [0, 1], got {value!r}")
+            if value is None and name.endswith("_rlc_pairs"):
+                continue
+            # a string or a bool would pass float(); NaN fails the comparison
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                    or not 0.0 <= float(value) <= 1.0):
+                raise ValueError(f"Density.{name} must be a number in [0, 1], got {value!r}")
 
     def of(self, operand: Operand) -> float:
         """Density of ``operand`` (psums are charged with the ofmap density)."""

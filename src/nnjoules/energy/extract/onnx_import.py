@@ -26,12 +26,14 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ParamSpec
 
 import numpy as np
 import onnx
@@ -54,13 +56,14 @@ from nnjoules.energy.extract.onnx_shapes import (
     dims_text,
     fix_input_shapes,
 )
-from nnjoules.energy.extract.sparsity import tensor_stats
+from nnjoules.energy.extract.sparsity import finite_tensor_stats
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
-from nnjoules.errors import ModelLoadError
+from nnjoules.errors import ModelLoadError, NNJoulesError
 
 __all__ = ["FREE_OPS", "workload_from_onnx"]
 
 log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
 
 FREE_OPS = frozenset({
     "Identity", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split",
@@ -142,6 +145,24 @@ _HANDLERS: dict[str, products.Handler] = {name: products.non_empty(h) for name, 
     "QLinearMatMul": products.remapped(_matmul, (0, 3))}.items()}
 
 
+def _damaged_file_is_an_error(read: Callable[_P, Workload]) -> Callable[_P, Workload]:
+    """A graph that breaks the importer (a damaged file: an operand missing, a rank or a
+    data size that does not match) is a `ModelLoadError` naming the file, not a traceback."""
+    @functools.wraps(read)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> Workload:
+        try:
+            return read(*args, **kwargs)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, NNJoulesError):
+                raise
+            path = args[0] if args else kwargs.get("path")
+            raise ModelLoadError(f"{path}: cannot read this ONNX graph (a damaged file, or a "
+                                 f"construct not supported): {type(exc).__name__}: {exc}") \
+                from exc
+    return guarded
+
+
+@_damaged_file_is_an_error
 def workload_from_onnx(path: str | Path, *, batch: int | None = None,
                        input_shape: tuple[int, ...] | None = None,
                        name: str | None = None, measure_density: bool = True,
@@ -355,7 +376,9 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
         holder = first_use.setdefault(source, name) if source is not None else name
         if source is not None and not _is_external(tensors[source]):
             if source not in cache:
-                cache[source] = tensor_stats(numpy_helper.to_array(tensors[source]))
+                cache[source] = finite_tensor_stats(
+                    numpy_helper.to_array(tensors[source]),
+                    what=f"{path}: node {name!r}: weights {source!r}")
             weights, pairs = cache[source]
             density = Density(weights=weights, weights_rlc_pairs=pairs)
         try:
@@ -367,6 +390,7 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
             raise ModelLoadError(f"{path}: node {name!r} ({op_type}) is not a valid "
                                  f"layer: {exc}") from exc
     return tuple(layers)
+
 
 
 def _run_for_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto],

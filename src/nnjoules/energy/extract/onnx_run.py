@@ -22,6 +22,7 @@ on generated ones, and every layer's operands are read back:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -59,6 +60,9 @@ class Operands:
     second: str | None = None  # the activation second operand of a MATMUL
 
 
+MAX_INPUT_VALUES = 1 << 28  # values of one generated graph input (1 GiB of float32)
+
+
 def generated_inputs(inputs: Sequence[onnx.ValueInfoProto], seed: int) -> dict[str, np.ndarray]:
     """Seeded inputs of the (fully known) shapes of ``inputs``, as the CLI draws them.
 
@@ -69,6 +73,9 @@ def generated_inputs(inputs: Sequence[onnx.ValueInfoProto], seed: int) -> dict[s
     Returns:
         The feeds by input name: zeros for integer and boolean inputs, standard normal
         values (cast to the input's type) for the others.
+
+    Raises:
+        GraphRunError: an input larger than ``MAX_INPUT_VALUES`` or of an unknown type.
     """
     import torch
 
@@ -77,7 +84,14 @@ def generated_inputs(inputs: Sequence[onnx.ValueInfoProto], seed: int) -> dict[s
     for value_info in inputs:
         tensor_type = value_info.type.tensor_type
         dims = [d.dim_value for d in tensor_type.shape.dim]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+        if math.prod(dims) > MAX_INPUT_VALUES:  # a damaged file: never allocate that much
+            raise GraphRunError(f"graph input {value_info.name!r} of shape {dims} is too "
+                                "large to run")
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+        except KeyError:
+            raise GraphRunError(f"graph input {value_info.name!r} has no known element type "
+                                f"({tensor_type.elem_type})") from None
         if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_):
             values = np.zeros(dims, dtype=dtype)
         else:  # numpy floats and ml_dtypes' (bfloat16, float8 ...), whose kind is "V"

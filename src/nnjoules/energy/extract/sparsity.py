@@ -22,11 +22,13 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _disable_current_modes
 
 from nnjoules.energy.cost import expected_rlc_pairs
 from nnjoules.errors import InputError
 
-__all__ = ["density", "expected_rlc_pairs_per_value", "rlc_pairs_per_value", "tensor_stats"]
+__all__ = ["density", "expected_rlc_pairs_per_value", "finite_tensor_stats", "require_finite",
+           "rlc_pairs_per_value", "tensor_stats"]
 
 # Values examined at a time by the run-length counter: bounds its scratch memory
 # (an index array of int64) on large FC weights such as VGG-16's 102 M-value fc6.
@@ -88,6 +90,52 @@ def tensor_stats(values: Tensor | np.ndarray, run_bits: int = 5) -> tuple[float,
         carry = mask.shape[0] - 1 - int(idx[-1])
     pairs = nonzero + extra + math.ceil(carry / max_zeros)
     return nonzero / numel, pairs / numel
+
+
+def finite_tensor_stats(values: Tensor | np.ndarray, *, what: str,
+                        run_bits: int = 5) -> tuple[float, float]:
+    """`tensor_stats` of ``values``, after `require_finite` (``what`` names them)."""
+    require_finite(values, what=what)
+    return tensor_stats(values, run_bits=run_bits)
+
+
+def require_finite(values: Tensor | np.ndarray, *, what: str) -> None:
+    """Refuse a tensor holding NaN or infinite values: its density would be meaningless.
+
+    A NaN is not zero, so it would count as a non-zero value (and a NaN weight spreads
+    NaN through every later activation), giving a confident but wrong estimate.
+
+    Args:
+        values: any tensor or array; integer and boolean ones are always finite.
+        what: what they are, for the message, e.g. ``"layer 'fc1': weights"``.
+
+    Raises:
+        InputError: some value is NaN or infinite; the message says how many.
+
+    >>> require_finite(torch.tensor([1.0, float("nan"), float("inf")]), what="layer 'fc': weights")
+    Traceback (most recent call last):
+    ...
+    nnjoules.errors.InputError: layer 'fc': weights hold 2 NaN or infinite values (of 3)
+    """
+    bad = _count_non_finite(values)
+    if bad:
+        numel = values.numel() if isinstance(values, Tensor) else np.asarray(values).size
+        raise InputError(f"{what} hold {bad} NaN or infinite value{'s' if bad > 1 else ''} "
+                         f"(of {numel})")
+
+
+def _count_non_finite(values: Tensor | np.ndarray) -> int:
+    if isinstance(values, Tensor):
+        if not (values.is_floating_point() or values.is_complex()):
+            return 0
+        # Under a capture mode these ops would be recorded as the model's own: hide them.
+        with _disable_current_modes():
+            finite = torch.isfinite(values.detach())
+            return 0 if bool(finite.all()) else int(finite.numel() - finite.sum())
+    array = np.asarray(values)
+    if not np.issubdtype(array.dtype, np.inexact):
+        return 0
+    return int(array.size - np.count_nonzero(np.isfinite(array)))
 
 
 def expected_rlc_pairs_per_value(density: float, run_bits: int = 5) -> float:

@@ -59,7 +59,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from nnjoules.energy.extract.product import has_zero_dim
 from nnjoules.energy.extract.shared import mark_shared_weights
-from nnjoules.energy.extract.sparsity import tensor_stats
+from nnjoules.energy.extract.sparsity import finite_tensor_stats
 from nnjoules.energy.extract.torch_ops import (
     FREE_OPS,
     FUSED_OPS,
@@ -262,7 +262,8 @@ class _Capture(TorchDispatchMode):
         return extend
 
     def _finish_chain(self, chain: _Chain) -> None:
-        self.stats[chain.layer_index]["ofmaps"] = self._stats(chain.head)
+        self.stats[chain.layer_index]["ofmaps"] = self._stats(
+            chain.head, f"layer {self.layers[chain.layer_index].name!r}: ofmaps")
         self._open.pop(chain.layer_index, None)
         for key in chain.tensor_ids:
             self._chains.discard(key, chain)
@@ -287,16 +288,20 @@ class _Capture(TorchDispatchMode):
                                  op=f"{op}[{p.lowering}]" if p.lowering else op))
         stats = {"ifmaps": _UNMEASURED, "weights": _UNMEASURED, "ofmaps": _UNMEASURED}
         if self._measure:
-            stats["ifmaps"] = self._stats(p.ifmap)
-            stats["weights"] = self._stats(p.weights)
+            stats["ifmaps"] = self._stats(p.ifmap, f"layer {name!r}: ifmaps")
+            stats["weights"] = self._stats(p.weights, f"layer {name!r}: weights")
             if p.ofmap is not None:
                 chain = _Chain(len(self.layers) - 1, p.ofmap, [id(p.ofmap)])
                 self._chains.add(p.ofmap, chain)
                 self._open[chain.layer_index] = chain
         self.stats.append(stats)
 
-    def _stats(self, t: Tensor | None) -> _Stats:
-        """Density and RLC pairs per value of ``t``, cached while ``t`` is unchanged."""
+    def _stats(self, t: Tensor | None, what: str) -> _Stats:
+        """Density and RLC pairs per value of ``t``, cached while ``t`` is unchanged.
+
+        Raises:
+            InputError: ``t`` holds NaN or infinite values (``what`` names it).
+        """
         if t is None:
             return _UNMEASURED
         hit = self._cache.get(id(t))
@@ -305,7 +310,7 @@ class _Capture(TorchDispatchMode):
             return hit[2]
         self._measuring = True  # the operators measuring it are not the model's
         try:
-            stats = tensor_stats(t)
+            stats = finite_tensor_stats(t, what=what)
         finally:
             self._measuring = False
         self._cache[id(t)] = (weakref.ref(t), version, stats)
