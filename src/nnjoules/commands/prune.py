@@ -165,6 +165,9 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
 
     name, model = resolve_trained(opts["model"])
     prunable_layers(model)  # a clear error before anything runs
+    from nnjoules.threads import apply_threads  # (thread policy: --threads, see threads.py)
+
+    apply_threads(args.threads, model=model, input_shape=splits.input_shape)
     done = {"n": 0}
     with bars(quiet=args.quiet) as ui:
         ui.label = f"fine-tuning ({cfg.method})"

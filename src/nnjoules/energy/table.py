@@ -51,13 +51,25 @@ def table_width(width: int | None = None) -> int:
 def shorten_middle(text: str, size: int) -> str:
     """``text`` cut to ``size`` characters by replacing its middle with ``…``.
 
-    >>> shorten_middle("encoder.layers.3.mlp.0", 12), shorten_middle("conv1", 12)
-    ('encod…mlp.0', 'conv1')
+    A third is kept from the start and two thirds from the end, where module paths
+    differ (``encoder.layers.encoder_layer_3.mlp.0``).
+
+    >>> shorten_middle("encoder.layers.encoder_layer_3.mlp.0", 24), shorten_middle("fc", 24)
+    ('encoder…er_layer_3.mlp.0', 'fc')
     """
     if len(text) <= size:
         return text
-    head = (size - 1) // 2
+    head = (size - 1) // 3
     return text[:head] + "…" + text[len(text) - (size - 1 - head):]
+
+
+def _distinct_size(cells: Sequence[str], least: int, most: int) -> int:
+    """The narrowest width in [least, most] that keeps distinct cells distinct (else most)."""
+    wanted = len(set(cells))
+    for size in range(least, most):
+        if len({shorten_middle(c, size) for c in cells}) == wanted:
+            return size
+    return most
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,8 @@ class Column:
         """Narrowest width this column may take in a table ``width`` characters wide."""
         if not self.shrink:
             return self.natural
-        return min(self.natural, max(len(self.header), 12, width // 4))
+        least = min(self.natural, max(len(self.header), 12, width // 4))
+        return _distinct_size(self.cells, least, max(least, min(self.natural, width // 2)))
 
 
 def fit_columns(columns: Sequence[Column], width: int) -> tuple[list[str], list[str]]:
