@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import nnjoules
-from nnjoules.commands.demo import comparison_table
+from nnjoules.commands.demo import comparison_table, dense_table
 from nnjoules.prune.result import PruneResult, StepRecord
 
 
@@ -48,3 +48,13 @@ def test_every_row_divides_the_named_models_energy_by_its_own():
     assert "how many times less energy this row uses" in table
     energy_aware = next(line for line in table.splitlines() if line.startswith("energy-aware"))
     assert f"{e / 4:,.0f}" in energy_aware and "89.90%" in energy_aware
+
+
+def test_dense_table_states_the_bit_widths():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
+    report = nnjoules.estimate(model.eval(), torch.randn(1, 1, 8, 8), bits=8)
+    text = dense_table(report, "toy data", 16)
+    assert "bits: weights 8, ifmaps 8, ofmaps 8" in text
+    total = next(line for line in text.splitlines() if line.startswith("total"))
+    assert f"{report.total():,.0f}" in total

@@ -153,9 +153,12 @@ def _printer(ui: Any, method: str, dense_energy: float) -> Any:
 
 def dense_table(report: Any, data: str, batch: int) -> str:
     """Where the dense model's energy goes, per layer."""
+    from nnjoules.energy.table import bits_text
+
     total = report.total()
     lines = [f"LeNet-5 on {data}", f"energy on {report.hardware.name} (batch {batch}, "
-             f"{report.compression.value} DRAM compression), unit: {report.unit.value}",
+             f"{report.compression.value} DRAM compression, bits: {bits_text(report)}), "
+             f"unit: {report.unit.value}",
              f"{'layer':<14}{'weights':>9}{'MACs':>11}{'energy':>13}{'share':>8}"]
     for item in report.layers:
         lines.append(f"{item.name:<14}{item.layer.num_weights:>9,}{item.layer.macs:>11,}"
