@@ -133,9 +133,9 @@ class Comparison:
                    col("hardware", [r["hardware"] for r in rows], 9, left=True, shrink=True)]
         for header, key, priority in (("weights", "weights", 4), ("MACs", "macs", 2),
                                       ("non-skipped", "nonskipped_macs", 5),
-                                      ("energy", "energy", 0)):
-            columns += [col(header, [si(r[key]) for r in rows], priority),
-                        col("x", [_times(r[f"{key}_ratio"]) for r in rows], priority or 1)]
+                                      ("energy", "energy", 0)):  # value and ratio together
+            columns.append(col(f"{header} (x)", [f"{si(r[key])} {_times(r[f'{key}_ratio'])}"
+                                                 for r in rows], priority))
         columns += [col("E/MAC", [f"{r['energy_per_mac']:.2f}" for r in rows], 3),
                     col("DRAM %", [_percent(r["energy_dram"], r["energy"]) for r in rows], 6),
                     col("data movement %", [_percent(r["data_movement"], r["energy"])
