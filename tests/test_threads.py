@@ -58,3 +58,15 @@ def test_apply_threads_sets_torch_and_keeps_the_model_unchanged(monkeypatch):
             "source"] == "--threads"
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_option_on_train_prune_and_demo(capsys):
+    from nnjoules.cli import _parser
+
+    parser = _parser()
+    for command in (["train", "--out", "m.pt"], ["prune"], ["demo"]):
+        assert parser.parse_args([*command, "--threads", "2"]).threads == 2
+        assert parser.parse_args(command).threads is None
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["demo", "--threads", "0"])
+    assert stop.value.code == 2 and "positive integer" in capsys.readouterr().err
