@@ -172,6 +172,8 @@ def test_every_option_of_every_subcommand_shows_its_default(command, capsys, mon
         bracket = re.search(r"\[([^\[\]]*)\]$", text)
         assert bracket, f"{command} {invocation}: no [default] in {text!r}"
         checked += 1
+        if action.required:
+            assert bracket.group(1) == "required", (command, invocation)
         if action.default is None:
             continue
         token = re.split(r"[ ;]|:(?= )", bracket.group(1))[0]

@@ -1,7 +1,8 @@
 """``--help`` that shows every option's default, as ``[default]`` at the end of its help.
 
 Options whose help already states the default in brackets (``"batch size N [1]"``) keep
-their text; others get ``[value]`` appended, or ``[not set]`` when the default is None.
+their text; others get ``[value]`` appended, ``[required]`` when the option must be given,
+or ``[not set]`` when the default is None.
 Flags (``--quiet``) are off unless given and show nothing.
 """
 
@@ -21,6 +22,8 @@ def default_text(action: argparse.Action) -> str | None:
     default: Any = action.default
     if default is argparse.SUPPRESS:
         return None
+    if action.required:
+        return "[required]"
     if default is None:
         return "[not set]"
     if isinstance(default, list | tuple):
