@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -120,3 +121,121 @@ def test_console_script_gives_no_traceback_for_user_errors():
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert "unknown model 'vgg17'" in run.stderr
+
+
+def _subparsers():
+    """Every subcommand's parser, by name (as ``nnjoules --help`` lists them)."""
+    from nnjoules.cli import COMMANDS, _parser
+
+    parser = _parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(sub.choices) == sorted(COMMANDS)
+    return sub.choices
+
+
+def _help_entries(text: str) -> dict[str, str]:
+    """``--option METAVAR`` (or positional) -> its help text, read from ``--help`` output."""
+    entries: dict[str, list[str]] = {}
+    current, listing = None, False
+    for line in text.splitlines():
+        if re.match(r"\S", line):  # a section: options, or the description's text
+            listing = line in ("options:", "positional arguments:")
+            current = None
+        elif not listing:
+            continue
+        elif re.match(r"  \S", line):
+            invocation, _, rest = line.strip().partition("  ")
+            current = invocation
+            entries[current] = [rest.strip()]
+        elif line.startswith("   ") and current is not None:
+            entries[current].append(line.strip())
+        else:
+            current = None
+    return {k: " ".join(v).strip() for k, v in entries.items()}
+
+
+@pytest.mark.parametrize("command", ["estimate", "compare", "sweep", "train", "prune", "demo"])
+def test_every_option_of_every_subcommand_shows_its_default(command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # no hyphenated line breaks inside a default
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    entries = _help_entries(capsys.readouterr().out)
+    actions = {s: a for a in _subparsers()[command]._actions
+               for s in (a.option_strings or [a.metavar or a.dest])}
+    checked = 0
+    for invocation, text in entries.items():
+        first = invocation.split(",")[0].split()
+        action = actions[first[0]]
+        if action.nargs == 0 or (not action.option_strings and action.nargs != "?"):
+            continue  # a flag (off unless given) or a required positional
+        bracket = re.search(r"\[([^\[\]]*)\]$", text)
+        assert bracket, f"{command} {invocation}: no [default] in {text!r}"
+        checked += 1
+        if action.required:
+            assert bracket.group(1) == "required", (command, invocation)
+        if action.default is None:
+            continue
+        token = re.split(r"[ ;]|:(?= )", bracket.group(1))[0]
+        value = action.type(token) if callable(action.type) else token
+        assert value == action.default, (command, invocation, bracket.group(1))
+    assert checked >= 5
+
+
+@pytest.fixture
+def factory(tmp_path, monkeypatch):
+    """``outnets:build``, a small CNN in a module of tmp_path."""
+    (tmp_path / "outnets.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+        def build():
+            return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(),
+                                 nn.Linear(4 * 6 * 6, 10))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "outnets:build"
+
+
+def test_estimate_says_what_it_wrote_and_names_the_network_as_typed(factory, tmp_path, capsys):
+    paths = {"--json": tmp_path / "r.json", "--csv": tmp_path / "r.csv",
+             "--html": tmp_path / "r.html", "--plot": tmp_path / "charts"}
+    argv = ["estimate", factory, "--input-shape", "1,8,8", "--bits", "8,8,16"]
+    assert main([*argv, *(x for kv in paths.items() for x in map(str, kv))]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("outnets:build on eyeriss")
+    assert "bits          weights 8, ifmaps 8, ofmaps 16" in captured.out
+    written = [line.removeprefix("wrote ") for line in captured.err.splitlines()
+               if line.startswith("wrote ")]
+    assert written[:3] == [str(paths["--json"]), str(paths["--csv"]), str(paths["--html"])]
+    charts = [p for p in written[3:] if p.startswith(str(paths["--plot"]))]
+    assert charts and sorted(charts) == sorted(str(p) for p in paths["--plot"].iterdir())
+    assert all(p.rpartition("/")[2].startswith("outnets_build-") for p in charts)
+    assert all(p.exists() for p in paths.values())
+    assert json.loads(paths["--json"].read_text())["network"] == "outnets:build"
+
+
+def test_compare_and_sweep_say_what_they_wrote(factory, tmp_path, capsys):
+    out = {k: tmp_path / f"c.{k}" for k in ("json", "csv", "png")}
+    assert main(["compare", factory, "--hardware", "eyeriss", "--hardware",
+                 "eyeriss-isca2016", "--input-shape", "1,8,8", "--quiet",
+                 "--json", str(out["json"]), "--csv", str(out["csv"]),
+                 "--plot", str(out["png"])]) == 0
+    err = capsys.readouterr().err
+    assert [f"wrote {out[k]}" for k in ("json", "csv", "png")] == [
+        line for line in err.splitlines() if line.startswith("wrote ")]
+    entries = json.loads(out["json"].read_text())["entries"]
+    assert [e["network"] for e in entries] == ["outnets:build", "outnets:build"]
+    sweep = {k: tmp_path / f"s.{k}" for k in ("json", "csv", "svg")}
+    assert main(["sweep", factory, "--set", "glb_kb=32,64", "--input-shape", "1,8,8",
+                 "--quiet", "--json", str(sweep["json"]), "--csv", str(sweep["csv"]),
+                 "--plot", str(sweep["svg"])]) == 0
+    err = capsys.readouterr().err
+    assert sorted(line for line in err.splitlines() if line.startswith("wrote ")) == sorted(
+        f"wrote {p}" for p in sweep.values())
+    assert json.loads(sweep["json"].read_text())["network"] == "outnets:build"
+
+
+def test_torchvision_network_is_named_as_typed(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["estimate", "resnet18", "--input-shape", "3,32,32", "--json", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("resnet18 on eyeriss")
+    assert json.loads(out.read_text())["network"] == "resnet18"

@@ -69,7 +69,7 @@ def roomy_hardware() -> Hardware:
     """Hardware whose capacities bind nothing: only the variable bounds remain."""
     cost = AccessCost(read=1.0, write=1.0)
     return Hardware(name="roomy", unit=EnergyUnit.NORMALIZED, word_bits=16,
-                    pe_array=PEArray(rows=1000, cols=1000), dram=cost,
+                    pe_array=PEArray(rows=256, cols=256), dram=cost,
                     glb=GlobalBuffer(size_bytes=10**9, cost=cost), array=cost,
                     rf=RegisterFile(weights=cost, ifmaps=cost, psums=cost, size_bytes=10**6),
                     mac=1.0)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from nnjoules.cli import main
 from test_data import write_fake_fashion_mnist
@@ -91,11 +92,12 @@ def test_demo_compares_both_methods(data_dir: Path, tmp_path: Path,
     assert main(["demo", "--quick", "--rounds", "1", "--data-dir", str(data_dir), "--out",
                  str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
-    for word in ("energy-aware", "magnitude", "dense reference", "vs magn."):
+    for word in ("energy-aware", "magnitude", "dense reference", "magn./this"):
         assert word in text
     report = json.loads((out / "demo.json").read_text())
     assert report["energy-aware"]["method"] == "energy-aware"
     assert report["reference"]["epochs"] == 0.5
+    assert report["threads"]["torch_threads"] == torch.get_num_threads()
     for name in ("lenet5-energy-aware.pt", "lenet5-magnitude.pt", "energy-dense.json"):
         assert (out / name).is_file()
 

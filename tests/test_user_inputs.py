@@ -394,7 +394,7 @@ def test_the_same_report_is_written_without_the_limit(user_folder: Path) -> None
     code, err = run_with_file_limit(
         10_000_000, ["estimate", "usernets:good", "--input-shape", "4", "--json", "r.json",
                      "--quiet"], cwd=user_folder)
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, "wrote r.json\n")
     import json
 
     assert json.loads((user_folder / "r.json").read_text())["totals"]["macs"] == 12

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from nnjoules.errors import NNJoulesError
 
@@ -49,10 +50,20 @@ def _parser() -> argparse.ArgumentParser:
         "Estimate where a neural network's energy goes on an Eyeriss-like accelerator."))
     parser.add_argument("--version", action="version", version=f"nnjoules {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_SubParser)
     for name in COMMANDS:
         importlib.import_module(f"nnjoules.commands.{name}").register(sub)
     return parser
+
+
+class _SubParser(argparse.ArgumentParser):
+    """Subcommand parsers show every option's default in ``--help``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from nnjoules.commands.helpformat import DefaultsHelpFormatter
+
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(**kwargs)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--batch", type=positive_int, default=None, help="batch size N [1]")
     parser.add_argument("--bits", type=bits, default=None,
-                        help="bit-width for all operands (8) or weights,ifmaps,ofmaps (8,8,16)")
+                        help="bit-width for all operands (8) or weights,ifmaps,ofmaps (8,8,16) "
+                        "[16]")
     parser.add_argument("--input-shape", type=shape, default=None,
-                        help="per-item input shape, e.g. 3,224,224")
+                        help="per-item input shape, e.g. 3,224,224 [the model's own]")
     parser.add_argument("--compression", choices=[c.value for c in Compression],
                         default=Compression.SIGNIFICANCE_MAP.value,
                         help="DRAM compression of zeros [significance-map]")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,11 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help="preset or YAML file; repeat to compare hardware [eyeriss]")
     common.add_workload_options(cmp)
     cmp.add_argument("--json", type=Path, default=None, metavar="PATH",
-                     help="write the comparison (with every full report) as JSON")
+                     help="write the comparison (with every full report) as JSON [not written]")
     cmp.add_argument("--csv", type=Path, default=None, metavar="PATH",
-                     help="write one CSV row per entry")
+                     help="write one CSV row per entry [not written]")
     cmp.add_argument("--plot", type=Path, default=None, metavar="FILE",
-                     help="write the comparison chart (.png or .svg)")
+                     help="write the comparison chart (.png or .svg) [not written]")
     cmp.add_argument("--quiet", action="store_true", help="no table on stdout")
     cmp.set_defaults(run=_run_compare)
 
@@ -47,7 +48,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from nnjoules.energy.estimate import estimate_workload
     from nnjoules.energy.hardware_io import load_hardware
     from nnjoules.energy.plots import save_figure
-    from nnjoules.progress import layer_progress
+    from nnjoules.progress import display_name, layer_progress, wrote
 
     hardware_names = args.hardware or ["eyeriss"]
     if len(args.models) * len(hardware_names) < 2:
@@ -62,6 +63,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         workload = common.load_workload(spec, batch=args.batch,
                                         input_shape=args.input_shape, seed=args.seed,
                                         dense=args.dense, precision=args.bits)
+        workload = replace(workload, name=display_name(spec))
         for hw in hardware:
             with layer_progress(f"mapping {workload.name} on {hw.name}") as advance:
                 reports.append(estimate_workload(workload, hw,
@@ -75,10 +77,13 @@ def _run_compare(args: argparse.Namespace) -> int:
         sys.stdout.write(result.to_table())
     if args.json is not None:
         result.to_json(args.json)
+        wrote(args.json)
     if args.csv is not None:
         result.to_csv(args.csv)
+        wrote(args.csv)
     if args.plot is not None:
         save_figure(result.plot(), args.plot)
+        wrote(args.plot)
     return 0
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from nnjoules.commands.common import add_workload_options
 from nnjoules.commands.options import check_input_size, densities_named, read_densities
 from nnjoules.errors import InputError
-
-log = logging.getLogger("nnjoules")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,15 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_workload_options(est)
     est.add_argument("--densities", type=Path, default=None,
                      help="JSON file of per-layer density overrides: "
-                     '{"layer": {"weights": 0.4, "ifmaps": 0.5}}')
+                     '{"layer": {"weights": 0.4, "ifmaps": 0.5}} [none: measured]')
     est.add_argument("--json", type=Path, default=None, metavar="PATH",
-                     help="also write the report as JSON (schema: docs/report-json.md)")
+                     help="also write the report as JSON (schema: docs/report-json.md) "
+                     "[not written]")
     est.add_argument("--csv", type=Path, default=None, metavar="PATH",
-                     help="also write the per-layer CSV (columns: docs/report-json.md)")
+                     help="also write the per-layer CSV (columns: docs/report-json.md) "
+                     "[not written]")
     est.add_argument("--html", type=Path, default=None, metavar="FILE",
-                     help="also write a self-contained HTML report (charts, sortable table)")
+                     help="also write a self-contained HTML report (charts, sortable table) "
+                     "[not written]")
     est.add_argument("--plot", type=Path, default=None, metavar="DIR",
-                     help="also write the charts (PNG and SVG) into DIR, created if missing")
+                     help="also write the charts (PNG and SVG) into DIR, created if missing "
+                     "[not written]")
     est.add_argument("--quiet", action="store_true", help="no table on stdout")
     est.set_defaults(run=_run_estimate)
 
@@ -43,7 +44,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
     from nnjoules.energy.estimate import estimate
     from nnjoules.energy.hardware_io import load_hardware
     from nnjoules.models import load_model
-    from nnjoules.progress import layer_progress
+    from nnjoules.progress import display_name, layer_progress, wrote
 
     for option, path in (("--json", args.json), ("--csv", args.csv), ("--html", args.html)):
         check_output_file(path, option)
@@ -69,23 +70,19 @@ def _run_estimate(args: argparse.Namespace) -> int:
                           compression=args.compression, gating=args.gating,
                           compression_levels=args.compression_levels,
                           densities=densities, measure_density=not args.dense,
-                          name=loaded.name, seed=args.seed, progress=advance)
+                          name=display_name(args.model), seed=args.seed, progress=advance)
     if not args.quiet:
         sys.stdout.write(report.to_table())
-    if args.json is not None:
-        report.to_json(args.json)
-        log.info("wrote %s", args.json)
-    if args.csv is not None:
-        report.to_csv(args.csv)
-        log.info("wrote %s", args.csv)
-    if args.html is not None:
-        report.to_html(args.html)
-        log.info("wrote %s", args.html)
+    for path, write in ((args.json, report.to_json), (args.csv, report.to_csv),
+                        (args.html, report.to_html)):
+        if path is not None:
+            write(path)
+            wrote(path)
     if args.plot is not None:
         from nnjoules.energy.plots import save_report_plots
 
         for path in save_report_plots(report, args.plot):
-            log.info("wrote %s", path)
+            wrote(path)
     return 0
 
 

@@ -206,6 +206,9 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     name, model = resolve_trained(opts["model"])
     prunable_layers(model)  # a clear error before anything runs
     check_finite(model)
+    from nnjoules.threads import apply_threads  # (thread policy: --threads, see threads.py)
+
+    apply_threads(args.threads, model=model, input_shape=splits.input_shape)
     resume = args.resume is not None
     ident = run_identity(model, (splits.train, splits.val, splits.test), cfg, ft,
                          opts["reference"], None, opts["hardware"])

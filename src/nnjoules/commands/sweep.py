@@ -10,9 +10,11 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from nnjoules.commands import common
+from nnjoules.commands.helpformat import RawDescriptionDefaultsHelpFormatter
 from nnjoules.energy.workload import Workload
 
 
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     names = "\n".join(f"  {p.name:<17} {p.help}" for p in PARAMETERS.values())
     swp = sub.add_parser(
         "sweep", help="what-if: energy over a grid of hardware and precision settings",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
         description="Estimate MODEL at every point of a grid, e.g.\n"
         "  nnjoules sweep alexnet --set glb_kb=32,64,108,256 --set bits=8,16 "
         "--set pe_array=8x8,12x14,16x16\n\nparameters:\n" + names)
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     swp.add_argument("--plot", type=Path, default=None, metavar="FILE",
                      help="line plots, .png or .svg [the CSV's name, with .png]")
     swp.add_argument("--json", type=Path, default=None, metavar="PATH",
-                     help="also write the sweep as JSON")
+                     help="also write the sweep as JSON [not written]")
     swp.add_argument("--quiet", action="store_true", help="no table on stdout")
     swp.set_defaults(run=_run_sweep)
 
@@ -60,6 +62,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from nnjoules.energy.hardware_io import load_hardware
     from nnjoules.energy.plots import save_figure
     from nnjoules.energy.sweep import parse_settings, sweep
+    from nnjoules.progress import display_name, wrote
 
     grid = parse_settings(args.settings)  # bad input fails before the model is loaded
     stem = common.model_stem(args.model)
@@ -71,8 +74,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     hardware = load_hardware(args.hardware)
 
     def workload_at(batch: int) -> Workload:
-        return common.load_workload(args.model, batch=batch, input_shape=args.input_shape,
-                                    seed=args.seed, dense=args.dense, precision=args.bits)
+        workload = common.load_workload(args.model, batch=batch, input_shape=args.input_shape,
+                                        seed=args.seed, dense=args.dense, precision=args.bits)
+        return replace(workload, name=display_name(args.model))
 
     with point_progress(f"sweeping {stem}") as advance:
         result = sweep(workload_at, grid, hardware=hardware,
@@ -89,7 +93,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if args.json is not None:
         result.to_json(args.json)
         written.append(args.json)
-    print(f"nnjoules: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    for path in written:
+        wrote(path)
     if not result.ok_points():
         print("nnjoules: error: no point of the sweep could be mapped", file=sys.stderr)
         return 1

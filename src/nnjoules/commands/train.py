@@ -27,13 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        "or an image folder, deterministically, and write a model file with a "
                        "JSON sidecar (accuracy, command, SHA-256).")
     p.add_argument("model", nargs="?", default="lenet5", metavar="MODEL",
-                   help="built-in model: lenet5 (default) or vgg-small")
+                   help="built-in model: lenet5 or vgg-small [lenet5]")
     p.add_argument("--epochs", type=float, default=10.0, help="epochs [10]")
     p.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine) [0.05]")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum [0.9]")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay [5e-4]")
     p.add_argument("--batch-size", type=int, default=128, help="batch size [128]")
-    p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="model file to write (.pt) [required]")
     p.add_argument("--half", action="store_true", help="store the weights in float16")
     add_data_options(p)
     p.set_defaults(run=_run)
@@ -57,19 +58,29 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
                    action=Given, help="dataset [fashion-mnist]")
     p.add_argument("--data-dir", default=None, action=Given,
                    help="folder of the Fashion-MNIST IDX files, or the image folder "
-                   "(default: the Debian package's /usr/share/datasets/fashion-mnist)")
+                   "[the Debian package's /usr/share/datasets/fashion-mnist]")
     p.add_argument("--download", action="store_true",
                    help="download Fashion-MNIST through torchvision if not found")
     p.add_argument("--train-limit", type=int, default=None, action=Given,
-                   help="use the first N training images")
+                   help="use the first N training images [all]")
     p.add_argument("--val-limit", type=int, default=None, action=Given,
-                   help="use the first N validation images")
+                   help="use the first N validation images [all]")
     p.add_argument("--test-limit", type=int, default=None, action=Given,
-                   help="use the first N test images")
+                   help="use the first N test images [all]")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto [auto]")
+    add_threads_option(p)
     p.add_argument("--seed", type=int, default=0, action=Given,
                    help="seed of every random choice [0]")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch threads (see `nnjoules.threads`)."""
+    from nnjoules.commands.options import positive_int
+
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch CPU threads [$OMP_NUM_THREADS if set, else 1 for models under "
+                   "2M MACs per image (LeNet-5), else one per CPU up to 8]")
 
 
 def load_splits(args: argparse.Namespace) -> Any:
@@ -100,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         train,
     )
     from nnjoules.prune.modelio import save_model
+    from nnjoules.threads import apply_threads
 
     check_device(args.device)  # before any data is read or file written
     if args.out.suffix != ".pt":
@@ -111,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     splits = load_splits(args)
     model = build_model(args.model, num_classes=splits.num_classes,
                         in_channels=splits.input_shape[0], seed=args.seed)
+    threads = apply_threads(args.threads, model=model, input_shape=splits.input_shape)
     began = time.perf_counter()
     with bars(quiet=args.quiet) as ui:
         ui.label = f"training {args.model}"
@@ -124,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
             "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
             "batch_size": args.batch_size, "schedule": "cosine", "seed": args.seed,
             "val_accuracy": val, "test_accuracy": test, "train_seconds": round(seconds, 1),
-            "torch": str(torch.__version__)}
+            "torch": str(torch.__version__), "threads": threads.to_dict()}
     if not is_main_rank():
         return 0
     model.to("cpu")

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.summary import Totals, rows_to_csv, write_text
-from nnjoules.energy.table import si
+from nnjoules.energy.table import Column, render_table, si
 from nnjoules.errors import InputError
 
 if TYPE_CHECKING:
@@ -117,30 +116,32 @@ class Comparison:
             write_text(path, text + "\n")
         return text
 
-    def to_table(self, *, width: int = 160) -> str:
-        """A readable table: totals with ratios to the first entry."""
-        from rich.console import Console
-        from rich.table import Table
+    def to_table(self, *, width: int | None = None) -> str:
+        """A readable table: totals with ratios to the first entry.
 
-        table = Table(title=f"comparison (energy unit: {self.unit}; x = ratio to "
-                            f"{self.labels[0]})", title_justify="left")
-        headers = ("entry", "network", "hardware", "weights", "x", "MACs", "x", "non-skipped",
-                   "x", "energy", "x", "E/MAC", "DRAM %", "data movement %")
-        for header in headers:
-            table.add_column(header, justify="left" if header in headers[:3] else "right",
-                             no_wrap=True)
-        for row in self.rows():
-            energy = row["energy"]
-            table.add_row(
-                row["label"], row["network"], row["hardware"],
-                si(row["weights"]), _times(row["weights_ratio"]),
-                si(row["macs"]), _times(row["macs_ratio"]),
-                si(row["nonskipped_macs"]), _times(row["nonskipped_macs_ratio"]),
-                si(energy), _times(row["energy_ratio"]), f"{row['energy_per_mac']:.2f}",
-                _percent(row["energy_dram"], energy), _percent(row["data_movement"], energy))
-        buffer = io.StringIO()
-        Console(file=buffer, width=width, color_system=None, force_terminal=False).print(table)
-        return buffer.getvalue()
+        Args:
+            width: most characters per line; default the terminal's (see
+                `nnjoules.energy.table`). Columns that do not fit are left out and named.
+        """
+        rows = self.rows()
+
+        def col(header: str, cells: list[str], priority: int, **kw: bool) -> Column:
+            return Column(header, tuple(cells), priority, **kw)
+
+        columns = [col("entry", [r["label"] for r in rows], 0, left=True, shrink=True),
+                   col("network", [r["network"] for r in rows], 8, left=True, shrink=True),
+                   col("hardware", [r["hardware"] for r in rows], 9, left=True, shrink=True)]
+        for header, key, priority in (("weights", "weights", 4), ("MACs", "macs", 2),
+                                      ("non-skipped", "nonskipped_macs", 5),
+                                      ("energy", "energy", 0)):  # value and ratio together
+            columns.append(col(f"{header} (x)", [f"{si(r[key])} {_times(r[f'{key}_ratio'])}"
+                                                 for r in rows], priority))
+        columns += [col("E/MAC", [f"{r['energy_per_mac']:.2f}" for r in rows], 3),
+                    col("DRAM %", [_percent(r["energy_dram"], r["energy"]) for r in rows], 6),
+                    col("data movement %", [_percent(r["data_movement"], r["energy"])
+                                            for r in rows], 7)]
+        title = f"comparison (energy unit: {self.unit}; x = ratio to {self.labels[0]})"
+        return "\n".join(render_table(title, columns, width)) + "\n"
 
     def plot(self) -> Figure:
         """Ratios of weights, MACs and energy to the first entry; energy by operand and level."""

@@ -204,11 +204,18 @@ class EnergyReport:
             write_text_atomic(Path(path), text + "\n")
         return text
 
-    def to_table(self) -> str:
-        """A readable per-layer table (plain text)."""
+    def to_table(self, width: int | None = None) -> str:
+        """A readable per-layer table (plain text), then the totals on their own lines.
+
+        Args:
+            width: most characters per line; default the terminal's width (``$COLUMNS``
+                first), or 100 when stdout is not a terminal. Columns that do not fit are
+                left out (and named); long layer names are shortened in the middle;
+                numbers are never cut.
+        """
         from nnjoules.energy.table import render_report
 
-        return render_report(self)
+        return render_report(self, width=width)
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """The per-layer CSV text (columns: ``docs/report-json.md``); also written to ``path``."""

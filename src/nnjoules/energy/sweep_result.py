@@ -6,7 +6,6 @@ hardware's unit; ``energy_per_item`` is the energy divided by the batch size N.
 
 from __future__ import annotations
 
-import io
 import json
 import statistics
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from nnjoules.energy.cost import Compression
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.summary import Totals, rows_to_csv, write_text
 from nnjoules.energy.sweep_params import PARAMETERS, format_value
-from nnjoules.energy.table import si
+from nnjoules.energy.table import Column, render_table, si, table_width, wrap
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -126,42 +125,46 @@ class Sweep:
             write_text(path, text + "\n")
         return text
 
-    def to_table(self, *, width: int = 160) -> str:
-        """A readable table of every point, with its energy relative to the best."""
-        from rich.console import Console
-        from rich.table import Table
+    def to_table(self, *, width: int | None = None) -> str:
+        """A readable table of every point, with its energy relative to the best.
 
+        Args:
+            width: most characters per line; default the terminal's (see
+                `nnjoules.energy.table`). Columns that do not fit are left out and named.
+        """
         best = self.best()
         lowest = best.energy_per_item if best is not None else None
-        table = Table(title=f"{self.network} on {self.base_hardware.name}: sweep of "
-                            f"{len(self.points)} points (energy unit: {self.unit})",
-                      title_justify="left")
         per_item = "batch" in self.names or self.batch != 1
-        headers = ("#", *self.names, "energy", *(("per item",) if per_item else ()),
-                   "x best", "E/MAC", "DRAM %")
-        for header in headers:
-            table.add_column(header, justify="left" if header in self.names else "right",
-                             no_wrap=True)
+        cells: dict[str, list[str]] = {k: [] for k in ("#", *self.names, "energy", "per item",
+                                                       "x best", "E/MAC", "DRAM %")}
         for point in self.points:
-            values = [format_value(point.settings[name]) for name in self.names]
+            cells["#"].append(str(point.index))
+            for name in self.names:
+                cells[name].append(format_value(point.settings[name]))
             if point.totals is None:
-                table.add_row(str(point.index), *values, "no mapping",
-                              *[""] * (len(headers) - len(values) - 2))
+                for key, text in (("energy", "no mapping"), ("per item", ""), ("x best", ""),
+                                  ("E/MAC", ""), ("DRAM %", "")):
+                    cells[key].append(text)
                 continue
             item = point.energy_per_item or 0.0
             ratio = item / lowest if lowest else 0.0
-            mark = " *" if point is best else ""
-            table.add_row(str(point.index), *values, si(point.totals.energy),
-                          *((si(item),) if per_item else ()), f"{ratio:.2f}{mark}",
-                          f"{point.totals.energy_per_mac:.2f}",
-                          _percent(point.totals.by_level["dram"], point.totals.energy))
-        buffer = io.StringIO()
-        console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
-        console.print(table)
+            cells["energy"].append(si(point.totals.energy))
+            cells["per item"].append(si(item))
+            cells["x best"].append(f"{ratio:.2f}{' *' if point is best else ''}")
+            cells["E/MAC"].append(f"{point.totals.energy_per_mac:.2f}")
+            cells["DRAM %"].append(_percent(point.totals.by_level["dram"],
+                                            point.totals.energy))
+        priorities = {"energy": 0, "per item": 1, "x best": 1, "E/MAC": 3, "DRAM %": 4}
+        columns = [Column(key, tuple(texts), priorities.get(key, 0), left=key in self.names)
+                   for key, texts in cells.items() if key != "per item" or per_item]
+        size = table_width(width)
+        title = (f"{self.network} on {self.base_hardware.name}: sweep of {len(self.points)} "
+                 f"points (energy unit: {self.unit})")
+        lines = render_table(title, columns, size)
         for point in self.points:
             if point.error is not None:
-                console.print(f"point {point.index}: {point.error}", soft_wrap=True)
-        return buffer.getvalue()
+                lines += wrap(f"point {point.index}: {point.error}", size)
+        return "\n".join(lines) + "\n"
 
     def plot(self) -> Figure:
         """Energy per item against each parameter, one panel per parameter."""

@@ -1,18 +1,31 @@
-"""Plain-text tables of an `EnergyReport` (rich renders them; no colour when piped)."""
+"""Plain-text tables that fit a width and never cut a number.
+
+A table is a list of `Column` values, each with a priority. `fit_columns` keeps the
+columns that fit ``width`` characters, most important first (the rest are named in a
+note under the table), and shortens only text columns marked ``shrink`` (layer names),
+in the middle: ``encoder.lay…ers.3.mlp.0``. Numbers are always printed whole.
+
+The width defaults to the terminal's (``shutil.get_terminal_size``: ``$COLUMNS`` first,
+then the terminal of stdout), or `DEFAULT_WIDTH` characters when stdout is not a
+terminal; widths below `MIN_WIDTH` are taken as `MIN_WIDTH`.
+"""
 
 from __future__ import annotations
 
-import io
+import shutil
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from rich.console import Console
-from rich.table import Table
 
 if TYPE_CHECKING:
     from nnjoules.energy.report import EnergyReport
     from nnjoules.energy.workload import Layer
 
-
+DEFAULT_WIDTH = 100  # characters, when stdout is not a terminal and $COLUMNS is unset
+MIN_WIDTH = 40
+GAP = "  "  # between columns
+LABEL = 14  # width of the labels of the lines under a table
 _GATING = {"either": "weights or ifmaps", "ifmap": "ifmaps only", "none": "(never)",
            "compressed-weights": "weights or ifmaps (zero weights never read)"}
 
@@ -29,6 +42,126 @@ def si(value: float) -> str:
     return f"{value:.4g}"
 
 
+def table_width(width: int | None = None) -> int:
+    """``width``, or the terminal's (`DEFAULT_WIDTH` when not a terminal); >= `MIN_WIDTH`."""
+    if width is None:
+        width = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return max(MIN_WIDTH, width)
+
+
+def shorten_middle(text: str, size: int) -> str:
+    """``text`` cut to ``size`` characters by replacing its middle with ``…``.
+
+    A third is kept from the start and two thirds from the end, where module paths
+    differ (``encoder.layers.encoder_layer_3.mlp.0``).
+
+    >>> shorten_middle("encoder.layers.encoder_layer_3.mlp.0", 24), shorten_middle("fc", 24)
+    ('encoder…er_layer_3.mlp.0', 'fc')
+    """
+    if len(text) <= size:
+        return text
+    head = (size - 1) // 3
+    return text[:head] + "…" + text[len(text) - (size - 1 - head):]
+
+
+def _distinct_size(cells: Sequence[str], least: int, most: int) -> int:
+    """The narrowest width in [least, most] that keeps distinct cells distinct (else most)."""
+    wanted = len(set(cells))
+    for size in range(least, most):
+        if len({shorten_middle(c, size) for c in cells}) == wanted:
+            return size
+    return most
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a text table.
+
+    Attributes:
+        header: the column's title.
+        cells: one text per row.
+        priority: 0 is always shown; higher numbers are dropped first when space runs out.
+        left: align left (text) instead of right (numbers).
+        shrink: the cells may be shortened in the middle (names; never numbers).
+    """
+
+    header: str
+    cells: tuple[str, ...]
+    priority: int = 0
+    left: bool = False
+    shrink: bool = False
+
+    @property
+    def natural(self) -> int:
+        """Width that shows every cell whole."""
+        return max([len(self.header), *(len(c) for c in self.cells)])
+
+    def least(self, width: int) -> int:
+        """Narrowest width this column may take in a table ``width`` characters wide."""
+        if not self.shrink:
+            return self.natural
+        least = min(self.natural, max(len(self.header), 12, width // 4))
+        return _distinct_size(self.cells, least, max(least, min(self.natural, width // 2)))
+
+
+def fit_columns(columns: Sequence[Column], width: int) -> tuple[list[str], list[str]]:
+    """The lines of a table at most ``width`` wide (when it can be), and the dropped headers.
+
+    Columns are kept by priority (ties: left to right) while their natural widths fit;
+    shrinkable columns first take their `Column.least` width, then share what is left.
+    """
+    order = sorted(range(len(columns)), key=lambda i: columns[i].priority)
+    sizes: dict[int, int] = {}
+    for i in order:
+        need = sum(sizes.values()) + len(GAP) * len(sizes) + columns[i].least(width)
+        if columns[i].priority == 0 or need <= width:
+            sizes[i] = columns[i].least(width)
+    spare = width - sum(sizes.values()) - len(GAP) * (len(sizes) - 1)
+    for i in sorted(sizes):
+        extra = min(max(spare, 0), columns[i].natural - sizes[i])
+        sizes[i] += extra
+        spare -= extra
+    kept = [columns[i] for i in sorted(sizes)]
+    widths = [sizes[i] for i in sorted(sizes)]
+    lines = [_row([c.header for c in kept], kept, widths)]
+    lines.append(GAP.join("-" * w for w in widths))
+    for r in range(len(kept[0].cells) if kept else 0):
+        lines.append(_row([c.cells[r] for c in kept], kept, widths))
+    dropped = [columns[i].header for i in range(len(columns)) if i not in sizes]
+    return lines, dropped
+
+
+def _row(texts: list[str], columns: list[Column], widths: list[int]) -> str:
+    cells = []
+    for text, column, size in zip(texts, columns, widths, strict=True):
+        text = shorten_middle(text, size) if column.shrink else text
+        cells.append(text.ljust(size) if column.left else text.rjust(size))
+    return GAP.join(cells).rstrip()
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` wrapped to ``width`` (words kept whole; continuation lines indented)."""
+    return textwrap.wrap(text, width=width, subsequent_indent="  ", break_on_hyphens=False)
+
+
+def labelled(label: str, text: str, width: int) -> list[str]:
+    """``label`` padded to `LABEL` characters, then ``text`` wrapped under itself."""
+    lines = textwrap.wrap(text, width=width - LABEL, break_on_hyphens=False) or [""]
+    return [(label if i == 0 else "").ljust(LABEL) + line for i, line in enumerate(lines)]
+
+
+def render_table(title: str, columns: Sequence[Column], width: int | None = None,
+                 ) -> list[str]:
+    """Title, table and (when columns were dropped) a note naming them; see `fit_columns`."""
+    size = table_width(width)
+    lines, dropped = fit_columns(columns, size)
+    out = [*wrap(title, size), *lines]
+    if dropped:
+        out += wrap(f"(left out to fit {size} columns: {', '.join(dropped)}; set COLUMNS "
+                    "wider, or see --csv / --json)", size)
+    return out
+
+
 def _shape(layer: Layer) -> str:
     """Channels in->out, ifmap size, filter size, and stride/groups/batch when not 1."""
     text = f"{layer.C * layer.G}->{layer.M * layer.G} {layer.H}x{layer.W} k{layer.R}x{layer.S}"
@@ -38,45 +171,88 @@ def _shape(layer: Layer) -> str:
     return text
 
 
-def render_report(report: EnergyReport, *, width: int = 160) -> str:
-    """The per-layer table, a totals row and the assumptions used."""
-    total = report.total() or 1.0
-    table = Table(title=f"{report.workload.name} on {report.hardware.name} "
-                        f"(energy unit: {report.unit.value})", title_justify="left")
-    for header in ("layer", "kind", "shape", "MACs", "non-skipped", "energy", "%",
-                   "DRAM", "GLB", "array", "RF", "MAC", "E/MAC", "mapping m n e p q r t"):
-        table.add_column(header, justify="left" if header in ("layer", "kind", "shape",
-                                                               "mapping m n e p q r t")
-                         else "right", no_wrap=True)
-    for item in report.layers:
-        levels = item.by_level()
-        m = item.mapping
-        table.add_row(item.name, item.layer.kind.value, _shape(item.layer), si(item.layer.macs),
-                      si(item.energy.nonskipped_macs), si(item.total),
-                      f"{100 * item.total / total:.1f}",
-                      *(si(levels[k]) for k in ("dram", "glb", "array", "rf", "mac")),
-                      f"{item.total / item.layer.macs:.2f}",
-                      f"{m.m} {m.n} {m.e} {m.p} {m.q} {m.r} {m.t}")
-    levels = report.by_level()
-    table.add_section()
-    table.add_row("total", "", f"{len(report.layers)} layers", si(report.macs()),
-                  si(report.nonskipped_macs()), si(report.total()), "100.0",
-                  *(si(levels[k]) for k in ("dram", "glb", "array", "rf", "mac")),
-                  f"{report.total() / report.macs():.2f}", "")
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
-    console.print(table)
-    operands = report.by_operand()
-    console.print(
-        f"by operand: weights {si(operands['weights'])}, ifmaps {si(operands['ifmaps'])}, "
-        f"ofmaps incl. psums {si(operands['psums'])}, computation {si(operands['computation'])}"
-        f"  |  data movement {100 * report.data_movement() / total:.1f}% of energy")
-    console.print(f"weights {si(report.weights())} ({si(report.nonzero_weights())} non-zero); "
-                  f"DRAM compression: {report.compression.value}; MACs skipped on zero "
-                  f"{_GATING[report.gating.value]}; dataflow: row-stationary")
+def _per_mac(energy: float, macs: float) -> str:
+    return f"{energy / macs:.2f}" if macs else "-"
+
+
+def report_columns(report: EnergyReport) -> list[Column]:
+    """The per-layer columns of ``report``, with their priorities."""
+    total = report.total()
+    items = report.layers
+    levels = [item.by_level() for item in items]
+
+    def col(header: str, cells: Sequence[str], priority: int, **kw: bool) -> Column:
+        return Column(header, tuple(cells), priority, **kw)
+
+    return [
+        col("layer", [i.name for i in items], 0, left=True, shrink=True),
+        col("kind", [i.layer.kind.value for i in items], 4, left=True),
+        col("shape", [_shape(i.layer) for i in items], 8, left=True),
+        col("MACs", [si(i.layer.macs) for i in items], 3),
+        col("non-skipped", [si(i.energy.nonskipped_macs) for i in items], 7),
+        col("energy", [si(i.total) for i in items], 0),
+        col("%", [f"{100 * i.total / total:.1f}" if total else "-" for i in items], 1),
+        *(col(header, [si(lv[key]) for lv in levels], priority)
+          for header, key, priority in (("DRAM", "dram", 9), ("GLB", "glb", 11),
+                                        ("array", "array", 12), ("RF", "rf", 10),
+                                        ("MAC", "mac", 13))),
+        col("E/MAC", [_per_mac(i.total, i.layer.macs) for i in items], 5),
+        col("mapping m n e p q r t", [" ".join(str(getattr(i.mapping, k)) for k in "mnepqrt")
+                                      for i in items], 14, left=True),
+    ]
+
+
+def footer(report: EnergyReport, width: int) -> list[str]:
+    """Network totals (energy, MACs, by level and operand), bits and assumptions."""
+    total, unit = report.total(), report.unit.value
+    levels, operands = report.by_level(), report.by_operand()
+    share = f"{100 * report.data_movement() / total:.1f}%" if total else "-"
+    by_level = ", ".join(f"{name} {si(levels[key])}" for name, key in (
+        ("DRAM", "dram"), ("GLB", "glb"), ("array", "array"), ("RF", "rf"), ("MAC", "mac")))
+    lines = [
+        ("total energy", f"{si(total)} {unit} ({_per_mac(total, report.macs())} per MAC; "
+                         f"data movement {share})"),
+        ("MACs", f"{si(report.macs())} in {len(report.layers)} layers, "
+                 f"{si(report.nonskipped_macs())} not skipped"),
+        ("by level", by_level),
+        ("by operand", f"weights {si(operands['weights'])}, ifmaps {si(operands['ifmaps'])}, "
+                       f"ofmaps incl. psums {si(operands['psums'])}, computation "
+                       f"{si(operands['computation'])}"),
+        ("weights", f"{si(report.weights())} ({si(report.nonzero_weights())} non-zero)"),
+        ("bits", bits_text(report)),
+        ("assumptions", f"DRAM compression: {report.compression.value} (compressed moves: "
+                        f"{report.compression_levels.value}); MACs skipped on zero "
+                        f"{_GATING[report.gating.value]}; dataflow: row-stationary"),
+    ]
     if report.workload.unmodelled:
-        ops = ", ".join(f"{op.op} x{op.count}" for op in report.workload.unmodelled)
-        console.print(f"not modelled (no energy counted): {ops}")
-    for note in report.workload.notes:
-        console.print(f"note: {note}")
-    return buffer.getvalue()
+        lines.append(("not modelled", "no energy counted for " + ", ".join(
+            f"{op.op} x{op.count}" for op in report.workload.unmodelled)))
+    lines.extend(("note", note) for note in report.workload.notes)
+    return [line for label, text in lines for line in labelled(label, text, width)]
+
+
+def bits_text(report: EnergyReport) -> str:
+    """The bit-widths used: ``weights 16, ifmaps 16, ofmaps 16`` (per layer when mixed)."""
+    seen: dict[tuple[int, int, int], int] = {}
+    for item in report.layers:
+        p = item.layer.precision
+        key = (p.weight_bits, p.ifmap_bits, p.ofmap_bits)
+        seen[key] = seen.get(key, 0) + 1
+    if len(seen) == 1:
+        (w, i, o), = seen
+        return f"weights {w}, ifmaps {i}, ofmaps {o}"
+    return "weights/ifmaps/ofmaps " + ", ".join(
+        f"{w}/{i}/{o} ({n} layers)" for (w, i, o), n in seen.items())
+
+
+def render_report(report: EnergyReport, *, width: int | None = None) -> str:
+    """The per-layer table, then the totals and assumptions on their own lines.
+
+    Args:
+        report: the estimate to show.
+        width: most characters per line; default the terminal's (see the module doc).
+    """
+    size = table_width(width)
+    title = f"{report.workload.name} on {report.hardware.name} (energy unit: {report.unit.value})"
+    lines = render_table(title, report_columns(report), size)
+    return "\n".join([*lines, "", *footer(report, size)]) + "\n"

@@ -1,0 +1,60 @@
+"""The demo's comparison table: both ratio columns read the same way, on every row."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+import nnjoules
+from nnjoules.commands.demo import comparison_table, dense_table
+from nnjoules.prune.result import PruneResult, StepRecord
+
+
+def _result(method: str, dense_energy: float, energy: float, accuracy: float) -> PruneResult:
+    def step(r: int, e: float, acc: float, nonzero: int) -> StepRecord:
+        return StepRecord(round=r, accepted=True, accuracy=acc, energy=e,
+                          nonzero_weights=nonzero, weights=1000, nonskipped_macs=e / 10,
+                          macs=5000, rate=0.0 if r == 0 else 0.3, seconds=1.0)
+
+    history = (step(0, dense_energy, 0.90, 1000), step(1, energy, accuracy, 400))
+    return PruneResult(model=nn.Identity(), method=method, history=history,
+                       reference_accuracy=0.905, accuracy_floor=0.895, energy_target=None,
+                       stop_reason="rounds", extra={"test_accuracy": accuracy - 0.002})
+
+
+def _ratios(table: str, row: str) -> tuple[float, float]:
+    line = next(line for line in table.splitlines() if line.startswith(row))
+    dense, magn = re.findall(r"([0-9.]+)x", line)
+    return float(dense), float(magn)
+
+
+def test_every_row_divides_the_named_models_energy_by_its_own():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
+    report = nnjoules.estimate(model.eval(), torch.randn(1, 1, 8, 8))
+    e = report.total()
+    results = {"energy-aware": _result("energy-aware", e, e / 4, 0.899),
+               "magnitude": _result("magnitude", e, e / 2, 0.897)}
+    ref = {"accuracy": 0.905, "test_accuracy": 0.9, "epochs": 3.0}
+    table = comparison_table(report, 0.9057, ref, results)
+    header = table.splitlines()[1]
+    assert "dense/this" in header and "magn./this" in header
+    # hand-worked: dense uses e, magnitude e/2, energy-aware e/4
+    assert _ratios(table, "dense (shipped)") == (1.00, 0.50)  # was 2.00: inverted
+    assert _ratios(table, "energy-aware") == (4.00, 2.00)
+    assert _ratios(table, "magnitude") == (2.00, 1.00)
+    assert "how many times less energy this row uses" in table
+    energy_aware = next(line for line in table.splitlines() if line.startswith("energy-aware"))
+    assert f"{e / 4:,.0f}" in energy_aware and "89.90%" in energy_aware
+
+
+def test_dense_table_states_the_bit_widths():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
+    report = nnjoules.estimate(model.eval(), torch.randn(1, 1, 8, 8), bits=8)
+    text = dense_table(report, "toy data", 16)
+    assert "bits: weights 8, ifmaps 8, ofmaps 8" in text
+    total = next(line for line in text.splitlines() if line.startswith("total"))
+    assert f"{report.total():,.0f}" in total
