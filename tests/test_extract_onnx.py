@@ -155,17 +155,9 @@ def test_unmodelled_and_free_nodes(tmp_path: Path) -> None:
     inits = [("w", weights(4, 3, 3, 3)), ("wt", weights(4, 2, 2, 2)),
              ("fc", weights(10, 2 * 3 * 3))]  # ConvTranspose: [1, 4, 2, 2] -> [1, 2, 3, 3]
     w = workload_from_onnx(save(tmp_path, nodes, [x_input(1, 3, 6, 6)], inits))
-    assert [layer.name for layer in w] == ["conv", "fc"]
-    assert {u.op: u.count for u in w.unmodelled} == {"ConvTranspose": 1, "MaxPool": 1, "Relu": 2}
-
-
-def test_conv_3d_is_unmodelled(tmp_path: Path) -> None:
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Flatten", ["c"], ["f"]),
-             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
-    path = save(tmp_path, nodes, [x_input(1, 1, 4, 4, 4)],
-                [("w", weights(2, 1, 3, 3, 3)), ("fc", weights(3, 16))])
-    w = workload_from_onnx(path)
-    assert [u.op for u in w.unmodelled] == ["Conv[3d]"] and len(w) == 1
+    assert [layer.name for layer in w] == ["conv", "ConvTranspose_3", "fc"]  # lowered
+    assert {u.op: u.count for u in w.unmodelled} == {"ConvTranspose overlap-add": 1,
+                                                     "MaxPool": 1, "Relu": 2}
 
 
 def test_missing_and_garbage_files(tmp_path: Path) -> None:

@@ -98,3 +98,118 @@ def test_demo_compares_both_methods(data_dir: Path, tmp_path: Path,
     assert report["reference"]["epochs"] == 0.5
     for name in ("lenet5-energy-aware.pt", "lenet5-magnitude.pt", "energy-dense.json"):
         assert (out / name).is_file()
+
+
+MATCHED = ["--rounds", "3", "--rate", "0.4", "--finetune-epochs", "0.5", "--samples", "64",
+           "--positions", "4", "--accuracy-drop", "1.0", "--method", "magnitude"]
+
+
+def test_stop_in_the_reference_phase_resumes_to_the_uninterrupted_result(
+        model_file: Path, data_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    common = [str(model_file), "--data-dir", str(data_dir), *SMALL[:-1], *MATCHED]
+    assert main(["prune", *common, "--out", str(tmp_path / "whole")]) == 0
+    err = capsys.readouterr().err  # progress of every phase (stderr is not a terminal)
+    for line in ("estimating the dense model's energy",
+                 "training the dense reference for 1.5 epochs (as long as pruning may "
+                 "fine-tune)", "dense reference: val ", "calibration: drawing 64 restoration",
+                 "round 1: pruning at rate 0.4, then fine-tuning", "magnitude round 1: ",
+                 "round 3: pruning at rate", "magnitude round 3: "):
+        assert line in err, line
+    cut = tmp_path / "cut"
+    assert main(["prune", *common, "--out", str(cut), "--stop-after", "reference"]) == 0
+    assert capsys.readouterr().out == ("stopped after the dense reference; continue with "
+                                       f"`nnjoules prune --resume {cut}`\n")
+    assert sorted(p.name for p in cut.iterdir()) == ["energy-dense.json", "reference.pt",
+                                                     "run.json"]
+    # options that agree with the run are accepted
+    assert main(["prune", "--resume", str(cut), "--rounds", "3", "--seed", "0", "--quiet"]) == 0
+    whole = json.loads((tmp_path / "whole" / "result.json").read_text())
+    resumed = json.loads((cut / "result.json").read_text())
+    for doc in (whole, resumed):
+        for record in doc["history"]:
+            record["seconds"] = 0
+    assert resumed == whole and whole["reference"]["epochs"] == 1.5
+    assert resumed["run"]["seed"] == 0 and len(resumed["reference"]["sha256"]) == 64
+
+
+@pytest.fixture(scope="module")
+def stopped_run(model_file: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> Path:
+    """A run folder stopped after its (given) reference: cheap, and resumable."""
+    folder = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["prune", str(model_file), "--data-dir", str(data_dir), *SMALL, *PRUNE,
+                 "--method", "magnitude", "--out", str(folder), "--stop-after",
+                 "reference"]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--rounds", "5"], "--rounds 5 contradicts the run in {run} (started with 3)"),
+    (["--rounds", "10"], "--rounds 10 contradicts the run in {run} (started with 3)"),
+    (["--seed", "1"], "--seed 1 contradicts the run in {run} (started with 0)"),
+    (["--method", "energy-aware"],
+     "--method energy-aware contradicts the run in {run} (started with magnitude)"),
+    (["--train-limit", "100"], "--train-limit 100 contradicts the run in {run} (started with "
+                               "300)"),
+    (["lenet5"], "MODEL lenet5 contradicts the run in {run} (started with {model})"),
+])
+def test_resume_refuses_contradicting_options(stopped_run: Path, model_file: Path,
+                                              extra: list[str], message: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prune", "--resume", str(stopped_run), *extra]) == 2
+    expected = message.format(run=stopped_run, model=model_file)
+    assert capsys.readouterr().err == (f"nnjoules: error: {expected}; resume without it, or "
+                                       "start a new run with --out\n")
+
+
+def test_resume_refuses_another_out_and_a_changed_model(
+        stopped_run: Path, model_file: Path, data_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prune", "--resume", str(stopped_run), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"nnjoules: error: --out {tmp_path} contradicts "
+                                       f"--resume {stopped_run}: a resumed run writes into its "
+                                       "own folder\n")
+    import shutil
+
+    import torch
+
+    from nnjoules.prune.modelio import load_model_file, save_model
+
+    own = tmp_path / "own.pt"
+    shutil.copy(model_file, own)
+    shutil.copy(f"{model_file}.json", f"{own}.json")
+    run = tmp_path / "run"
+    assert main(["prune", str(own), "--data-dir", str(data_dir), *SMALL, *PRUNE, "--out",
+                 str(run), "--stop-after", "reference"]) == 0
+    name, model, _info = load_model_file(own)
+    with torch.no_grad():
+        model.classifier[4].bias.add_(1.0)
+    save_model(own, model, name=name, num_classes=10)  # the model file is replaced
+    capsys.readouterr()
+    assert main(["prune", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nnjoules: error: {run}/run.json: written by another run (model "
+                          "SHA-256 ") and err.count("\n") == 1
+
+
+def test_out_into_a_foreign_folder_is_refused(model_file: Path, data_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["prune", str(model_file), "--data-dir", str(data_dir), *SMALL, "--out",
+                 str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"nnjoules: error: {tmp_path}: not empty and not a "
+                                       "pruning run folder (no run.json); choose a new or empty "
+                                       "folder (its files are never overwritten)\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_bad_stop_after(model_file: Path, tmp_path: Path, value: str,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prune", str(model_file), "--out", str(tmp_path / "run"), "--stop-after",
+                 value]) == 2
+    assert capsys.readouterr().err == ("nnjoules: error: --stop-after must be a positive "
+                                       "number of rounds or 'reference', got "
+                                       f"{value!r}\n")

@@ -68,11 +68,12 @@ def _run(args: argparse.Namespace) -> int:
     from nnjoules.prune.bars import bars
     from nnjoules.prune.config import PruneConfig
     from nnjoules.prune.energy import EnergyMeter
-    from nnjoules.prune.finetune import TrainConfig
+    from nnjoules.prune.finetune import TrainConfig, check_device
     from nnjoules.prune.loop import _images
     from nnjoules.prune.masks import clone
     from nnjoules.prune.modelio import save_model
 
+    check_device(args.device)  # before any data is read or folder made
     began = time.perf_counter()
     plan = QUICK if args.quick else FULL
     if args.rounds is not None:

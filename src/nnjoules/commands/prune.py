@@ -1,20 +1,25 @@
 """``nnjoules prune [MODEL]``: energy-aware (or magnitude) pruning with a resumable folder.
 
-``--out DIR`` receives, after every round, the checkpoint ``pruner-state.pt`` (atomic);
-at the end the pruned model ``model.pt`` (masks kept; ``+ .json`` sidecar), the result
-``result.json`` and the energy reports ``energy-dense.json`` / ``energy-pruned.json``.
-``nnjoules prune --resume DIR`` continues a run that was killed or stopped
-(``--stop-after N``) with the options it was started with, and reaches the same result.
+``--out DIR`` (new, empty, or refused) receives first ``run.json`` (the run's identity
+and options), then ``energy-dense.json``, the dense reference (``reference.pt``; its
+training is checkpointed per epoch in ``reference-training.pt``), the checkpoint
+``pruner-state.pt`` after every round (atomic), and at the end the pruned model
+``model.pt`` (masks kept; ``+ .json`` sidecar), ``result.json`` and
+``energy-pruned.json``. ``nnjoules prune --resume DIR`` continues a run that was killed
+or stopped (``--stop-after N`` rounds, or ``--stop-after reference``) in any phase,
+with the options it was started with, and reaches the same result; options given with
+it must agree with the run's. Progress of every phase goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
-from nnjoules.commands.train import add_data_options, command_line, load_splits
+from nnjoules.commands.train import Given, add_data_options, command_line, load_splits
 from nnjoules.errors import InputError
 
 # Options that define a run: stored in the checkpoint, restored by --resume.
@@ -23,10 +28,6 @@ RUN_OPTIONS = ("model", "method", "accuracy_drop", "energy_target", "rounds", "r
                "hardware", "energy_batch", "bits", "samples", "positions", "error_share",
                "reference", "data", "data_dir", "train_limit", "val_limit", "test_limit",
                "seed", "min_density", "max_failures", "allocation", "probe_drop")
-
-
-# Options added after checkpoints were first written: absent ones take their default.
-OPTIONAL = ("allocation", "probe_drop")
 
 
 class StopRequested(Exception):
@@ -40,13 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        "built-in name with a shipped checkpoint, or package.module:factory) "
                        "with energy-aware pruning or the magnitude baseline, under an "
                        "accuracy budget and an optional energy target.")
-    p.add_argument("model", nargs="?", default="lenet5", metavar="MODEL",
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL", action=Given,
                    help="model to prune [lenet5: the shipped checkpoint]")
     p.add_argument("--out", type=Path, default=None, help="run folder (checkpoints, results)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR",
-                   help="continue the run in DIR with its stored options")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop after N rounds of this invocation (resumable)")
+                   help="continue the run in DIR with its stored options (options given "
+                   "with it must agree with them)")
+    p.add_argument("--stop-after", default=None, metavar="N",
+                   help="stop after N rounds of this invocation, or after the dense "
+                   "reference ('reference'); continue with --resume")
     add_prune_options(p)
     add_data_options(p)
     p.add_argument("--json", type=Path, default=None, help="also write the result JSON here")
@@ -58,51 +61,52 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     from nnjoules.prune.config import PruneConfig, RestoreConfig, TrainConfig
 
     c, f, r = PruneConfig(), TrainConfig(), RestoreConfig()
-    p.add_argument("--method", choices=["energy-aware", "magnitude"], default=c.method,
-                   help=f"pruning method [{c.method}]")
-    p.add_argument("--accuracy-drop", type=float, default=c.accuracy_drop,
-                   help="allowed top-1 drop from the dense reference, as a fraction "
-                   f"(0.01 = 1 point) [{c.accuracy_drop}]")
-    p.add_argument("--energy-target", type=float, default=None,
-                   help="stop when energy <= this fraction of dense, in (0, 1]")
-    p.add_argument("--rounds", type=int, default=c.rounds, help=f"most rounds [{c.rounds}]")
-    p.add_argument("--rate", type=float, default=c.rate,
-                   help=f"fraction of remaining weights removed per round [{c.rate}]")
-    p.add_argument("--energy-exponent", type=float, default=c.energy_exponent,
-                   help=f"energy weighting of per-layer rates [{c.energy_exponent}]")
-    p.add_argument("--allocation", choices=["energy", "saliency", "probe"],
-                   default=c.allocation,
-                   help="energy-aware: how a round's removal is shared between layers; "
-                   "probe: each layer, in energy order, as far as a prediction check on "
-                   f"held-out training images allows [{c.allocation}]")
-    p.add_argument("--probe-drop", type=float, default=c.probe_drop,
-                   help="allocation probe: share of the held-out images whose class a "
-                   f"round may change before fine-tuning [{c.probe_drop}]")
-    p.add_argument("--ranking", choices=["global", "layer"], default=c.ranking,
-                   help=f"magnitude ranking across layers or per layer [{c.ranking}]")
-    p.add_argument("--min-density", type=float, default=c.min_density,
-                   help=f"no layer below this density [{c.min_density}]")
-    p.add_argument("--max-failures", type=int, default=c.max_failures,
-                   help=f"stop after this many undone rounds [{c.max_failures}]")
-    p.add_argument("--finetune-epochs", type=float, default=f.epochs,
-                   help=f"fine-tuning epochs per round [{f.epochs}]")
-    p.add_argument("--lr", type=float, default=f.lr, help=f"fine-tuning learning rate [{f.lr}]")
-    p.add_argument("--batch-size", type=int, default=f.batch_size,
-                   help=f"fine-tuning batch size [{f.batch_size}]")
-    p.add_argument("--samples", type=int, default=r.samples,
-                   help=f"images per layer restoration [{r.samples}]")
-    p.add_argument("--positions", type=int, default=r.positions,
-                   help=f"output positions sampled per image [{r.positions}]")
-    p.add_argument("--error-share", type=float, default=r.error_share,
-                   help=f"share of each round's removals chosen by output error, the rest "
-                   f"by magnitude [{r.error_share}]")
-    p.add_argument("--reference", choices=["matched", "given"], default="matched",
-                   help="budget from a dense model trained as long as pruning fine-tunes "
-                   "(matched) or from the model as given [matched]")
-    p.add_argument("--hardware", default="eyeriss", help="energy model hardware [eyeriss]")
-    p.add_argument("--energy-batch", type=int, default=c.energy_batch,
-                   help=f"batch size N of the energy estimate [{c.energy_batch}]")
-    p.add_argument("--bits", type=int, default=None, help="bit-width of the energy estimate [16]")
+    add = functools.partial(p.add_argument, action=Given)  # --resume refuses contradictions
+    add("--method", choices=["energy-aware", "magnitude"], default=c.method,
+        help=f"pruning method [{c.method}]")
+    add("--accuracy-drop", type=float, default=c.accuracy_drop,
+        help="allowed top-1 drop from the dense reference, as a fraction "
+        f"(0.01 = 1 point) [{c.accuracy_drop}]")
+    add("--energy-target", type=float, default=None,
+        help="stop when energy <= this fraction of dense, in (0, 1]")
+    add("--rounds", type=int, default=c.rounds, help=f"most rounds [{c.rounds}]")
+    add("--rate", type=float, default=c.rate,
+        help=f"fraction of remaining weights removed per round [{c.rate}]")
+    add("--energy-exponent", type=float, default=c.energy_exponent,
+        help=f"energy weighting of per-layer rates [{c.energy_exponent}]")
+    add("--allocation", choices=["energy", "saliency", "probe"],
+        default=c.allocation,
+        help="energy-aware: how a round's removal is shared between layers; "
+        "probe: each layer, in energy order, as far as a prediction check on "
+        f"held-out training images allows [{c.allocation}]")
+    add("--probe-drop", type=float, default=c.probe_drop,
+        help="allocation probe: share of the held-out images whose class a "
+        f"round may change before fine-tuning [{c.probe_drop}]")
+    add("--ranking", choices=["global", "layer"], default=c.ranking,
+        help=f"magnitude ranking across layers or per layer [{c.ranking}]")
+    add("--min-density", type=float, default=c.min_density,
+        help=f"no layer below this density [{c.min_density}]")
+    add("--max-failures", type=int, default=c.max_failures,
+        help=f"stop after this many undone rounds [{c.max_failures}]")
+    add("--finetune-epochs", type=float, default=f.epochs,
+        help=f"fine-tuning epochs per round [{f.epochs}]")
+    add("--lr", type=float, default=f.lr, help=f"fine-tuning learning rate [{f.lr}]")
+    add("--batch-size", type=int, default=f.batch_size,
+        help=f"fine-tuning batch size [{f.batch_size}]")
+    add("--samples", type=int, default=r.samples,
+        help=f"images per layer restoration [{r.samples}]")
+    add("--positions", type=int, default=r.positions,
+        help=f"output positions sampled per image [{r.positions}]")
+    add("--error-share", type=float, default=r.error_share,
+        help=f"share of each round's removals chosen by output error, the rest "
+        f"by magnitude [{r.error_share}]")
+    add("--reference", choices=["matched", "given"], default="matched",
+        help="budget from a dense model trained as long as pruning fine-tunes "
+        "(matched) or from the model as given [matched]")
+    add("--hardware", default="eyeriss", help="energy model hardware [eyeriss]")
+    add("--energy-batch", type=int, default=c.energy_batch,
+        help=f"batch size N of the energy estimate [{c.energy_batch}]")
+    add("--bits", type=int, default=None, help="bit-width of the energy estimate [16]")
 
 
 def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
@@ -125,80 +129,123 @@ def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nnjoules.prune.finetune import init_distributed_from_env
-    from nnjoules.prune.loop import Pruner
+    from nnjoules.prune.finetune import check_device, init_distributed_from_env
+    from nnjoules.prune.runfolder import check_new_folder, read_manifest
 
+    check_device(args.device)  # before any data is read or folder made
     init_distributed_from_env()
-
+    stop = _stop_after(args.stop_after)
+    if args.model is None:  # None as default tells an absent MODEL from a typed one
+        args.model = "lenet5"
     if args.resume is not None:
-        state = Pruner.read_checkpoint(args.resume)
-        opts = dict(state["extra"]["options"])
         folder = args.resume
-        missing = [k for k in RUN_OPTIONS if k not in opts and k not in OPTIONAL]
+        opts = dict(read_manifest(folder).get("options", {}))
+        missing = [k for k in RUN_OPTIONS if k not in opts]
         if missing:
-            raise InputError(f"{folder} was written by another version of nnjoules "
-                             f"(its options lack {', '.join(missing)}); start a new run")
+            raise InputError(f"{folder / 'run.json'} was written by another version of "
+                             f"nnjoules (its options lack {', '.join(missing)}); start a new run")
+        _refuse_contradictions(args, opts, folder)
     else:
         if args.out is None:
             raise InputError("give --out DIR (the run folder) or --resume DIR")
         opts = {k: getattr(args, k) for k in RUN_OPTIONS}
         folder = args.out
-        if (folder / "pruner-state.pt").exists():
-            raise InputError(f"{folder} already holds a run; continue it with --resume "
-                             f"{folder} or choose another --out")
-    if args.stop_after is not None and args.stop_after < 1:
-        raise InputError(f"--stop-after must be positive, got {args.stop_after}")
+        check_new_folder(folder)  # never overwrite a user's files
     cfg, ft = configs(opts)  # validates budgets before any data is read
     data_args = argparse.Namespace(**{**vars(args), **{k: opts[k] for k in RUN_OPTIONS}})
     splits = load_splits(data_args)
-    return run_prune(args, opts, cfg, ft, splits, folder)
+    return run_prune(args, opts, cfg, ft, splits, folder, stop)
+
+
+def _stop_after(text: str | None) -> int | str | None:
+    """``--stop-after``: a positive number of rounds, or ``reference``."""
+    if text is None or text == "reference":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"--stop-after must be a positive number of rounds or 'reference', "
+                         f"got {text!r}")
+    return value
+
+
+def _refuse_contradictions(args: argparse.Namespace, opts: dict[str, Any],
+                           folder: Path) -> None:
+    """``--resume DIR`` continues the run as it was started: an option given now that
+    differs from the run's is refused, naming the option."""
+    if args.out is not None and args.out.resolve() != folder.resolve():
+        raise InputError(f"--out {args.out} contradicts --resume {folder}: a resumed run "
+                         "writes into its own folder")
+    for key in sorted(getattr(args, "given", ())):
+        if key not in RUN_OPTIONS or _same(key, getattr(args, key), opts[key]):
+            continue
+        flag = "MODEL" if key == "model" else "--" + key.replace("_", "-")
+        raise InputError(f"{flag} {getattr(args, key)} contradicts the run in {folder} "
+                         f"(started with {opts[key]}); resume without it, or start a new run "
+                         "with --out")
+
+
+def _same(key: str, given: Any, stored: Any) -> bool:
+    if key in ("model", "data_dir") and given is not None and stored is not None:
+        return bool(Path(given).resolve() == Path(stored).resolve())
+    return bool(given == stored)
 
 
 def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any, splits: Any,
-              folder: Path) -> int:
+              folder: Path, stop: int | str | None = None) -> int:
     """Prune with the options; write the folder; print the summary."""
-    from nnjoules.prune.api import prune
+    from nnjoules.prune.api import prune, run_identity
     from nnjoules.prune.bars import bars, round_line
     from nnjoules.prune.finetune import is_main_rank
-    from nnjoules.prune.masks import prunable_layers
+    from nnjoules.prune.masks import check_finite, prunable_layers
     from nnjoules.prune.modelio import resolve_trained, save_model
+    from nnjoules.prune.runfolder import open_run
 
     name, model = resolve_trained(opts["model"])
     prunable_layers(model)  # a clear error before anything runs
+    check_finite(model)
+    resume = args.resume is not None
+    ident = run_identity(model, (splits.train, splits.val, splits.test), cfg, ft,
+                         opts["reference"], None, opts["hardware"])
+    if is_main_rank():  # run.json first: a kill in any later phase leaves a resumable folder
+        open_run(folder, ident, resume=resume,
+                 extra={"options": opts, "command": command_line()})
     done = {"n": 0}
     with bars(quiet=args.quiet) as ui:
-        ui.label = f"fine-tuning ({cfg.method})"
+        ui.note(f"{cfg.method} pruning of {name} on {splits.describe()}"
+                + (f" (resuming {folder})" if resume else ""))
+        ui.note("estimating the dense model's energy")
+        meter = _meter(splits, cfg, opts)
+        dense_report = meter.report(model)
+        if is_main_rank():
+            dense_report.to_json(folder / "energy-dense.json")
+
+        def on_phase(phase: str, text: str) -> None:
+            if phase in ("reference", "round"):
+                ui.label = "dense reference" if phase == "reference" else \
+                    text.split(":")[0] + ": fine-tuning"
+            ui.note(text)
+            if phase == "reference-done" and stop == "reference":
+                raise StopRequested("the dense reference")
 
         def on_step(record: Any) -> None:
-            ui.note(round_line(cfg.method, record, dense_energy[0]))
+            ui.note(round_line(cfg.method, record, dense_report.total()))
             done["n"] += 1
-            if args.stop_after is not None and done["n"] >= args.stop_after:
-                raise StopRequested
+            if isinstance(stop, int) and done["n"] >= stop:
+                raise StopRequested(f"{done['n']} round(s)")
 
-        dense_energy = [0.0]
-        from nnjoules.prune.loop import Pruner
-
-        meter = _meter(splits, cfg, opts)
-        if args.resume is not None:
-            dense_energy[0] = float(Pruner.read_checkpoint(folder)["history"][0]["energy"])
-        else:
-            dense_report = meter.report(model)
-            dense_energy[0] = dense_report.total()
-            if is_main_rank():
-                folder.mkdir(parents=True, exist_ok=True)
-                dense_report.to_json(folder / "energy-dense.json")
-        ui.note(f"{cfg.method} pruning of {name} on {splits.describe()}")
         try:
             result = prune(model, splits.train, splits.val, hardware=opts["hardware"],
                            method=cfg.method, accuracy_drop=cfg.accuracy_drop,
                            energy_target=cfg.energy_target, config=cfg, finetune=ft,
                            reference=opts["reference"], test_data=splits.test,
-                           checkpoint_dir=folder, resume=True, device=args.device,
-                           on_step=on_step, progress=ui.batches,
+                           checkpoint_dir=folder, resume=resume, device=args.device,
+                           on_step=on_step, progress=ui.batches, on_phase=on_phase,
                            extra_state={"options": opts, "command": command_line()})
-        except StopRequested:
-            print(f"stopped after {done['n']} round(s); continue with "
-                  f"`nnjoules prune --resume {folder}`")
+        except StopRequested as stopped:
+            print(f"stopped after {stopped}; continue with `nnjoules prune --resume {folder}`")
             return 0
     if not is_main_rank():
         return 0
@@ -208,7 +255,7 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
                in_channels=splits.input_shape[0],
                info={"method": cfg.method, "test_accuracy": result.extra.get("test_accuracy"),
                      "val_accuracy": result.final.accuracy,
-                     "energy_reduction": result.energy_reduction()})
+                     "energy_reduction": result.energy_reduction(), "run": ident})
     result.to_json(folder / "result.json")
     if args.json is not None:
         result.to_json(args.json)
@@ -243,7 +290,8 @@ def summary(result: Any) -> str:
         f"energy            {final.energy:,.0f} {result.energy_unit} (dense {dense.energy:,.0f}): "
         f"{result.energy_reduction():.2f}x less",
         "per layer (density, energy):  " + ", ".join(
-            f"{layer.name} {100 * layer.density:.0f}% {layer.energy:,.0f}"
+            f"{'='.join((layer.name, *layer.tied))} {100 * layer.density:.0f}% "
+            f"{layer.energy:,.0f}"
             for layer in final.layers),
     ]
     return "\n".join(lines) + "\n"

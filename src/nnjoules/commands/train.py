@@ -39,20 +39,36 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(run=_run)
 
 
+class Given(argparse.Action):
+    """Store the value and record the option as given on the command line (in
+    ``namespace.given``), so that ``prune --resume`` can refuse options that contradict
+    the run it continues, the default values included."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        if option_string is not None or values is not self.default:  # absent positional
+            namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """Dataset, limits, device and seed options shared by train, prune and demo."""
     p.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "imagefolder"],
-                   help="dataset [fashion-mnist]")
-    p.add_argument("--data-dir", default=None,
+                   action=Given, help="dataset [fashion-mnist]")
+    p.add_argument("--data-dir", default=None, action=Given,
                    help="folder of the Fashion-MNIST IDX files, or the image folder "
                    "(default: the Debian package's /usr/share/datasets/fashion-mnist)")
     p.add_argument("--download", action="store_true",
                    help="download Fashion-MNIST through torchvision if not found")
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
-    p.add_argument("--val-limit", type=int, default=None, help="use the first N validation images")
-    p.add_argument("--test-limit", type=int, default=None, help="use the first N test images")
+    p.add_argument("--train-limit", type=int, default=None, action=Given,
+                   help="use the first N training images")
+    p.add_argument("--val-limit", type=int, default=None, action=Given,
+                   help="use the first N validation images")
+    p.add_argument("--test-limit", type=int, default=None, action=Given,
+                   help="use the first N test images")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto [auto]")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice [0]")
+    p.add_argument("--seed", type=int, default=0, action=Given,
+                   help="seed of every random choice [0]")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -77,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     from nnjoules.prune.bars import bars
     from nnjoules.prune.finetune import (
         TrainConfig,
+        check_device,
         evaluate,
         init_distributed_from_env,
         is_main_rank,
@@ -84,6 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     from nnjoules.prune.modelio import save_model
 
+    check_device(args.device)  # before any data is read or file written
     if args.out.suffix != ".pt":
         raise InputError(f"{args.out}: the model file should end in .pt")
     config = TrainConfig(epochs=args.epochs, lr=args.lr, momentum=args.momentum,

@@ -150,12 +150,15 @@ class EnergyReport:
         return sum(item.energy.nonskipped_macs for item in self.layers)
 
     def weights(self) -> int:
-        """Weights (matrix products count their second operand)."""
-        return sum(item.layer.num_weights for item in self.layers)
+        """Distinct weights (matrix products count their second operand; a weight that
+        several layers share counts once)."""
+        return sum(item.layer.num_weights for item in self.layers
+                   if not item.layer.shares_weights)
 
     def nonzero_weights(self) -> float:
-        """Weights that are not zero."""
-        return sum(item.layer.nonzero_weights for item in self.layers)
+        """Distinct weights that are not zero."""
+        return sum(item.layer.nonzero_weights for item in self.layers
+                   if not item.layer.shares_weights)
 
     def mappings(self) -> dict[str, Mapping]:
         """The chosen mapping of every layer."""

@@ -141,6 +141,7 @@ class Layer:
     precision: Precision = field(default_factory=Precision)
     density: Density = field(default_factory=Density)
     op: str = ""  # the operator it was captured from, e.g. "aten.convolution"
+    shares_weights: str = ""  # an earlier layer that holds these weights (tied): counted there
 
     def __post_init__(self) -> None:
         for letter in _SHAPE_LETTERS:
@@ -275,8 +276,9 @@ class Workload:
 
     @property
     def num_weights(self) -> int:
-        """Weights of all layers (matrix products count their second operand)."""
-        return sum(layer.num_weights for layer in self.layers)
+        """Distinct weights of all layers (matrix products count their second operand; a
+        weight several layers share counts once, see ``Layer.shares_weights``)."""
+        return sum(layer.num_weights for layer in self.layers if not layer.shares_weights)
 
     def with_densities(self, overrides: Mapping[str, Density]) -> Workload:
         """A copy with the densities of the named layers replaced.

@@ -62,23 +62,30 @@ class EnergyMeter:
         report.to_json(path)
 
 
-def per_module(report: EnergyReport, names: list[str]) -> dict[str, float]:
-    """Energy per module path (repeated calls ``name#k`` summed); 0 for unseen modules."""
+def per_module(report: EnergyReport, names: list[str],
+               groups: dict[str, list[str]] | None = None) -> dict[str, float]:
+    """Energy per module path (repeated calls ``name#k`` summed); 0 for unseen modules.
+    With ``groups`` (`nnjoules.prune.masks.tied_groups`), layers that share a weight
+    count under the first of them."""
+    return _per_module({item.name: item.total for item in report.layers}, names, groups)
+
+
+def per_module_nonskipped(report: EnergyReport, names: list[str],
+                          groups: dict[str, list[str]] | None = None) -> dict[str, float]:
+    """Non-skipped MACs per module path (``groups`` as in `per_module`)."""
+    values = {item.name: item.energy.nonskipped_macs for item in report.layers}
+    return _per_module(values, names, groups)
+
+
+def _per_module(values: dict[str, float], names: list[str],
+                groups: dict[str, list[str]] | None) -> dict[str, float]:
+    alias = {member: first for first, group in (groups or {}).items() for member in group}
     out = dict.fromkeys(names, 0.0)
-    for layer_name, energy in report.by_layer().items():
+    for layer_name, value in values.items():
         base = layer_name.split("#", 1)[0]
+        base = alias.get(base, base)
         if base in out:
-            out[base] += energy
-    return out
-
-
-def per_module_nonskipped(report: EnergyReport, names: list[str]) -> dict[str, float]:
-    """Non-skipped MACs per module path."""
-    out = dict.fromkeys(names, 0.0)
-    for item in report.layers:
-        base = item.name.split("#", 1)[0]
-        if base in out:
-            out[base] += item.energy.nonskipped_macs
+            out[base] += value
     return out
 
 

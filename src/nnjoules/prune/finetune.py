@@ -31,12 +31,18 @@ from nnjoules.errors import InputError
 from nnjoules.prune.config import TrainConfig as TrainConfig
 
 Progress = Callable[[int, int], None]  # (batches done, batches in total)
+Checkpoint = Callable[[dict[str, Any]], None]  # the training state after an epoch
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``"auto"``/None: CUDA when present (under torchrun: this rank's GPU), else CPU."""
+    """``"auto"``/None: CUDA when present (under torchrun: this rank's GPU), else CPU.
+
+    Raises:
+        InputError: an unknown device, or one this machine does not have
+            (see `check_device`).
+    """
     if device is not None and str(device) != "auto":
-        return torch.device(device)
+        return check_device(device)
     if torch.cuda.is_available():
         import os
 
@@ -44,6 +50,37 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         return torch.device("cuda", _rank_and_world()[2] % torch.cuda.device_count())
     return torch.device("cpu")
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The device ``device`` names (``cpu``, ``cuda``, ``cuda:N``, ``mps``), if this
+    machine has it; ``"auto"`` passes as CPU or CUDA (`pick_device`).
+
+    Raises:
+        InputError: ``"--device tpu: unknown device ..."`` or ``"--device cuda: no CUDA
+            GPU is available ..."`` (one line; callers check before reading data).
+    """
+    if str(device) == "auto":
+        return pick_device(None)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"--device {device}: unknown device (choose cpu, cuda, cuda:N, mps "
+                         "or auto)")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"--device {device}: no CUDA GPU is available on this machine "
+                             "(use --device cpu or auto)")
+        if dev.index is not None and dev.index >= count:
+            raise InputError(f"--device {device}: this machine has {count} CUDA GPU(s), "
+                             f"numbered 0 to {count - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {device}: MPS is not available on this machine "
+                         "(use --device cpu or auto)")
+    return dev
 
 
 @contextmanager
@@ -60,11 +97,18 @@ def deterministic() -> Iterator[None]:
 
 
 def train(model: nn.Module, dataset: Any, config: TrainConfig, *, seed: int = 0,
-          device: str | torch.device | None = None,
-          progress: Progress | None = None) -> float:
+          device: str | torch.device | None = None, progress: Progress | None = None,
+          checkpoint: Checkpoint | None = None,
+          resume_from: dict[str, Any] | None = None) -> float:
     """Train ``model`` in place on ``dataset`` (items ``(image, label)``); the mean loss.
 
     Cross-entropy loss; see the module docstring for determinism and DDP.
+
+    Args:
+        checkpoint: called after every full epoch with the training state (model,
+            optimizer, schedule, batches done): plain values and tensors to save.
+        resume_from: such a state: training continues after its last batch and
+            ends with the same numbers as a run never interrupted.
     """
     size = len(dataset)
     if size == 0:
@@ -87,9 +131,11 @@ def train(model: nn.Module, dataset: Any, config: TrainConfig, *, seed: int = 0,
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
              if config.schedule == "cosine" else None)
     loss_sum, done = 0.0, 0
+    if resume_from is not None:
+        loss_sum, done = _restore(model, opt, sched, resume_from, dev)
     with deterministic():
-        for indices in _batches(size, config.batch_size, total, seed):
-            if len(indices) < world:  # too few for every rank: skipped by all
+        for step, indices in enumerate(_batches(size, config.batch_size, total, seed), 1):
+            if step <= done or len(indices) < world:  # done before; too few for all ranks
                 continue
             local = indices[rank::world]
             x, y = fetch(dataset, local, dev)
@@ -100,11 +146,45 @@ def train(model: nn.Module, dataset: Any, config: TrainConfig, *, seed: int = 0,
             if sched is not None:
                 sched.step()
             loss_sum += float(loss.detach())
-            done += 1
+            done = step
             if progress is not None:
                 progress(done, total)
+            if checkpoint is not None and done % steps_per_epoch == 0 and done < total:
+                checkpoint(_snapshot(model, opt, sched, loss_sum, done))
     model.eval()
-    return loss_sum / done
+    return loss_sum / max(done, 1)
+
+
+def _snapshot(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, loss_sum: float,
+              done: int) -> dict[str, Any]:
+    """The state `train` resumes from (CPU copies)."""
+    from nnjoules.prune.masks import masked_state_dict
+
+    def cpu(value: Any) -> Any:
+        if isinstance(value, Tensor):
+            return value.detach().cpu().clone()
+        if isinstance(value, dict):
+            return {k: cpu(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cpu(v) for v in value]
+        return value
+
+    return {"batches_done": done, "loss_sum": loss_sum, "model": masked_state_dict(model),
+            "optimizer": cpu(opt.state_dict()),
+            "schedule": None if sched is None else cpu(sched.state_dict())}
+
+
+def _restore(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, state: dict[str, Any],
+             device: torch.device) -> tuple[float, int]:
+    """Load a `_snapshot` into the model, optimizer and schedule; (loss sum, batches done)."""
+    from nnjoules.prune.masks import load_masked_state
+
+    load_masked_state(model, state["model"])
+    model.to(device)
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None and state.get("schedule") is not None:
+        sched.load_state_dict(state["schedule"])
+    return float(state["loss_sum"]), int(state["batches_done"])
 
 
 @torch.no_grad()

@@ -41,7 +41,7 @@ from nnjoules.prune.config import PruneConfig
 from nnjoules.prune.energy import EnergyMeter, per_module, per_module_nonskipped
 from nnjoules.prune.finetune import mix_seed
 from nnjoules.prune.restore import (
-    collect_stats,
+    collect_tied_stats,
     from_columns,
     magnitude_support,
     restore,
@@ -82,7 +82,10 @@ class Pruner:
                  extra_state: dict[str, Any] | None = None) -> None:
         self.config = config or PruneConfig()
         self.model = model
-        self.names = list(masks.prunable_layers(model))
+        # one entry per distinct weight: tied layers are pruned once, counted once
+        self.groups = masks.tied_groups(model)
+        self.names = list(self.groups)
+        masks.check_finite(model)  # before any least-squares fit sees a NaN
         masks.ensure_masks(model)
         self.evaluate, self.finetune, self.on_step = evaluate, finetune, on_step
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -142,6 +145,7 @@ class Pruner:
         rate = self.config.rate * self.rate_scale
         errors = self._prune_round(rate)
         self.finetune(self.model)
+        masks.check_finite(self.model, f" after the fine-tuning of round {self.round}")
         accuracy = float(self.evaluate(self.model))
         accepted = accuracy >= self.accuracy_floor
         record = self._record(accuracy, accepted, rate, time.perf_counter() - began, errors)
@@ -215,12 +219,13 @@ class Pruner:
     def _record(self, accuracy: float, accepted: bool, rate: float, seconds: float,
                 errors: dict[str, float]) -> StepRecord:
         report = self.meter.report(self.model)
-        energy = per_module(report, self.names)
-        nonskipped = per_module_nonskipped(report, self.names)
+        energy = per_module(report, self.names, self.groups)
+        nonskipped = per_module_nonskipped(report, self.names, self.groups)
         counts = masks.nonzero_counts(self.model)
         layers = tuple(LayerRecord(name=n, weights=counts[n][1], nonzero_weights=counts[n][0],
                                    nonskipped_macs=nonskipped[n], energy=energy[n],
-                                   output_error=errors.get(n)) for n in self.names)
+                                   output_error=errors.get(n), tied=tuple(self.groups[n][1:]))
+                       for n in self.names)
         return StepRecord(round=self.round, accepted=accepted, accuracy=accuracy,
                           energy=report.total(),
                           nonzero_weights=sum(c[0] for c in counts.values()),
@@ -253,8 +258,9 @@ class Pruner:
         """The layers by estimated energy, highest first, and per layer the energy that
         pruning it can still remove (its energy minus its energy with every weight zero)."""
         report = self.meter.report(self.model)
-        energy = per_module(report, self.names)
-        floor_energy = per_module(self.meter.floor_report(self.model, report), self.names)
+        energy = per_module(report, self.names, self.groups)
+        floor_energy = per_module(self.meter.floor_report(self.model, report), self.names,
+                                  self.groups)
         removable = {n: max(0.0, energy[n] - floor_energy[n]) for n in self.names}
         order = sorted(self.names, key=lambda n: (-energy[n], self.names.index(n)))
         return order, removable
@@ -262,7 +268,7 @@ class Pruner:
     def _keep_counts(self, rate: float,
                      images: Tensor | None = None) -> tuple[list[str], dict[str, int]]:
         """The order of layers and how many non-zeros each keeps this round."""
-        layers = masks.prunable_layers(self.model)
+        layers = masks.distinct_layers(self.model)
         counts = masks.nonzero_counts(self.model)
         floors = {n: math.ceil(self.config.min_density * counts[n][1]) for n in self.names}
         if self.config.method == "magnitude":
@@ -288,7 +294,7 @@ class Pruner:
         return order, keep
 
     def _prune_round(self, rate: float) -> dict[str, float]:
-        layers = masks.prunable_layers(self.model)
+        layers = masks.distinct_layers(self.model)
         if self.config.method == "magnitude":
             order, keep = self._keep_counts(rate)
             for name in order:
@@ -316,8 +322,9 @@ class Pruner:
             if keep[name] >= int(cand.sum()):
                 continue
             gen = torch.Generator().manual_seed(mix_seed(self.config.seed, 11, self.round, index))
-            stats = collect_stats(self.model, reference, name, images.to(_device(module)),
-                                  positions=cfg.positions, generator=gen, chunk=cfg.chunk)
+            stats = collect_tied_stats(self.model, reference, self.groups[name],
+                                       images.to(_device(module)), positions=cfg.positions,
+                                       generator=gen, chunk=cfg.chunk)
             a, support = restore(a0.cpu(), cand.cpu(), keep[name], _cpu(stats), cfg)
             errors[name] = _cpu(stats).relative_error(a)
             masks.set_weight(module, from_columns(module, a, weight),
@@ -340,7 +347,7 @@ class Pruner:
         by ``1 / backoff`` (up to ``max_rate``).
         """
         cfg = self.config
-        layers = masks.prunable_layers(self.model)
+        layers = masks.distinct_layers(self.model)
         order, removable = self._energy_order()
         total = sum(removable.values()) or 1.0
         probe = self.probe.to(_device(self.model))
@@ -364,10 +371,10 @@ class Pruner:
                 if stats is None:
                     gen = torch.Generator().manual_seed(
                         mix_seed(cfg.seed, 11, self.round, index))
-                    stats = _cpu(collect_stats(self.model, reference, name,
-                                               images.to(_device(module)),
-                                               positions=cfg.restore.positions,
-                                               generator=gen, chunk=cfg.restore.chunk))
+                    stats = _cpu(collect_tied_stats(self.model, reference, self.groups[name],
+                                                    images.to(_device(module)),
+                                                    positions=cfg.restore.positions,
+                                                    generator=gen, chunk=cfg.restore.chunk))
                 a, support = restore(a0, cand, keep, stats, cfg.restore)
                 masks.set_weight(module, from_columns(module, a, weight),
                                  from_columns(module, support.double(), weight))

@@ -37,14 +37,43 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     return layers
 
 
-def ensure_masks(model: nn.Module, names: list[str] | None = None) -> dict[str, nn.Module]:
-    """Give every prunable layer (or those named) a mask of ones if it has none yet."""
+def tied_groups(model: nn.Module) -> dict[str, list[str]]:
+    """Prunable layers grouped by the weight tensor they use: the first module path of
+    each distinct weight -> every module path that uses it (one path unless tied)."""
+    groups: dict[int, list[str]] = {}
+    for name, module in prunable_layers(model).items():
+        param = module._parameters.get("weight_orig", module._parameters.get("weight"))
+        groups.setdefault(id(param) if param is not None else id(module), []).append(name)
+    return {names[0]: names for names in groups.values()}
+
+
+def distinct_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """One prunable layer per distinct weight (`tied_groups`: the first that uses it)."""
     layers = prunable_layers(model)
-    chosen = {n: layers[n] for n in names} if names is not None else layers
+    return {name: layers[name] for name in tied_groups(model)}
+
+
+def ensure_masks(model: nn.Module, names: list[str] | None = None) -> dict[str, nn.Module]:
+    """Give every prunable layer (or those named, and the layers tied to them) a mask of
+    ones if it has none yet; layers that share one weight share one mask tensor, so
+    that a pruned shared weight stays shared (a weight zero in one use is zero in all)."""
+    layers = prunable_layers(model)
+    groups = [g for g in tied_groups(model).values() if names is None or set(g) & set(names)]
+    chosen = {n: layers[n] for g in groups for n in g}
     for module in chosen.values():
         if not prune.is_pruned(module) or not hasattr(module, "weight_mask"):
             prune.identity(module, "weight")
-        refresh(module)
+    for group in groups:
+        shared = layers[group[0]].weight_mask
+        assert isinstance(shared, Tensor)
+        for name in group[1:]:
+            own = layers[name].weight_mask
+            if isinstance(own, Tensor) and own is not shared:
+                with torch.no_grad():
+                    shared.mul_(own)
+                layers[name]._buffers["weight_mask"] = shared
+        for name in group:
+            refresh(layers[name])
     return chosen
 
 
@@ -100,9 +129,10 @@ def set_weight(module: nn.Module, weight: Tensor, mask: Tensor) -> None:
 
 
 def nonzero_counts(model: nn.Module) -> dict[str, tuple[int, int]]:
-    """(non-zero weights, weights) per prunable layer."""
+    """(non-zero weights, weights) per distinct weight (`distinct_layers`): a weight
+    that several layers share is counted once."""
     return {name: (int(torch.count_nonzero(weight_of(m))), weight_of(m).numel())
-            for name, m in prunable_layers(model).items()}
+            for name, m in distinct_layers(model).items()}
 
 
 def make_permanent(model: nn.Module) -> nn.Module:
@@ -139,3 +169,38 @@ def load_masked_state(model: nn.Module, state: Mapping[str, Any]) -> nn.Module:
     for name in masked:
         refresh(layers[name])
     return model
+
+
+def check_state(state: Mapping[str, Any]) -> None:
+    """Refuse a state dict with a mask that is not 0/1 or a non-finite float tensor.
+
+    Raises:
+        InputError: names the layer (module path) and the entry.
+    """
+    for key, value in state.items():
+        if not isinstance(value, Tensor):
+            continue
+        layer = key.rsplit(".", 1)[0] if "." in key else key
+        if key.endswith("_mask"):
+            bad = value[(value != 0) & (value != 1)]
+            if bad.numel():
+                raise InputError(f"layer {layer}: mask {key} holds {bad.numel()} value(s) "
+                                 f"other than 0 and 1 (e.g. {float(bad.flatten()[0]):g})")
+        elif value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            count = int((~torch.isfinite(value)).sum())
+            raise InputError(f"layer {layer}: {key} holds {count} non-finite value(s) "
+                             "(NaN or Inf)")
+
+
+def check_finite(model: nn.Module, when: str = "") -> None:
+    """Refuse a model whose parameters or buffers hold NaN or Inf.
+
+    Raises:
+        InputError: ``"layer NAME: weight holds K non-finite value(s) (NaN or Inf)"``,
+            followed by ``when`` (e.g. " after fine-tuning in round 3").
+    """
+    try:
+        check_state({k: v.detach() for k, v in model.state_dict().items()})
+    except InputError as err:
+        raise InputError(f"{err}{when}; nnjoules cannot prune a model with non-finite "
+                         "weights") from None

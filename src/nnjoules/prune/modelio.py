@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from torch import nn
 from nnjoules.errors import InputError
 from nnjoules.io import write_bytes_atomic, write_text_atomic
 from nnjoules.models.builtin import BUILTIN_MODELS, build_model, has_pretrained, pretrained
-from nnjoules.prune.masks import load_masked_state, masked_state_dict
+from nnjoules.prune.checkpoint import safe_load
+from nnjoules.prune.masks import check_state, load_masked_state, masked_state_dict
 
 FORMAT = "nnjoules-model"
 
@@ -50,24 +50,51 @@ def save_model(path: Path, model: nn.Module, *, name: str, num_classes: int,
 def load_model_file(path: Path) -> tuple[str, nn.Module, dict[str, Any]]:
     """(name, model in eval mode, info) from a model file.
 
+    The SHA-256 in the sidecar ``<file>.json`` (when there is one) must match the file;
+    masks must hold only 0 and 1, weights must be finite.
+
     Raises:
-        InputError: missing or foreign file.
+        InputError: missing, foreign, altered or damaged file; names the file (and layer).
     """
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-        raise InputError(f"{path}: not a model file of nnjoules ({err})") from None
+    data = path.read_bytes()
+    _check_sidecar(path, hashlib.sha256(data).hexdigest())
+    saved = safe_load(io.BytesIO(data), "a model file of nnjoules", path)
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise InputError(f"{path}: not a model file of nnjoules (written by `nnjoules train` "
                          "or `nnjoules prune`)")
-    name = str(saved["model"])
-    model = build_model(name, num_classes=int(saved["num_classes"]),
-                        in_channels=int(saved["in_channels"]))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
-    load_masked_state(model, state)
+    try:
+        name, classes, channels = (str(saved["model"]), int(saved["num_classes"]),
+                                   int(saved["in_channels"]))
+        raw = dict(saved["state_dict"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{path}: damaged model file (entry {err} missing or unusable)") \
+            from None
+    if not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise InputError(f"{path}: damaged model file (its state_dict holds non-tensors)")
+    model = build_model(name, num_classes=classes, in_channels=channels)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
+    try:
+        check_state(state)
+        load_masked_state(model, state)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
     return name, model.eval(), dict(saved.get("info", {}))
+
+
+def _check_sidecar(path: Path, digest: str) -> None:
+    """Compare ``digest`` with the SHA-256 that ``<path>.json`` records (if it exists)."""
+    sidecar = path.with_name(path.name + ".json")
+    if not sidecar.is_file():
+        return
+    try:
+        expected = json.loads(sidecar.read_text()).get("sha256")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+        raise InputError(f"{sidecar}: not a readable sidecar ({type(err).__name__})") from None
+    if expected != digest:
+        raise InputError(f"{path}: SHA-256 {digest[:16]}... differs from the {expected!s:.16}"
+                         f"... recorded in {sidecar.name}: the file was changed or damaged")
 
 
 def resolve_trained(spec: str) -> tuple[str, nn.Module]:

@@ -180,6 +180,23 @@ def collect_stats(current: nn.Module, reference: nn.Module, layer: str, images: 
     return LayerStats(gram=gram, cross=cross, y_sq=y_sq, rows=rows)
 
 
+def collect_tied_stats(current: nn.Module, reference: nn.Module, layers: list[str],
+                       images: Tensor, *, positions: int, generator: torch.Generator,
+                       chunk: int = 256) -> LayerStats:
+    """`collect_stats` of layers that share one weight, summed: one joint least-squares
+    problem ``sum_k ||Y_k - X_k A||^2``, so that the shared weight gets one refit that
+    serves every use (layers of another shape of A contribute nothing)."""
+    total = collect_stats(current, reference, layers[0], images, positions=positions,
+                          generator=generator, chunk=chunk)
+    for name in layers[1:]:
+        part = collect_stats(current, reference, name, images, positions=positions,
+                             generator=generator, chunk=chunk)
+        if part.gram.shape == total.gram.shape and part.cross.shape == total.cross.shape:
+            total = LayerStats(gram=total.gram + part.gram, cross=total.cross + part.cross,
+                               y_sq=total.y_sq + part.y_sq, rows=total.rows + part.rows)
+    return total
+
+
 def refit(stats: LayerStats, support: Tensor, *, ridge: float = 1e-4) -> Tensor:
     """Least squares on the support, per filter: ``(G_SS + lam I) a_S = b_S``, zero off S.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ class LayerRecord:
     nonskipped_macs: float
     energy: float
     output_error: float | None = None  # relative ||Y - XA||^2 / ||Y||^2 after restoration
+    tied: tuple[str, ...] = ()  # other layers that share this weight (counted here, once)
 
     @property
     def density(self) -> float:
@@ -63,6 +64,7 @@ class StepRecord:
         fields = {k: v for k, v in data.items() if k not in ("layers", "density")}
         layers = tuple(LayerRecord(**{k: v for k, v in item.items() if k != "density"})
                        for item in data["layers"])
+        layers = tuple(replace(lay, tied=tuple(lay.tied)) for lay in layers)  # JSON: lists
         return StepRecord(**fields, layers=layers)
 
 

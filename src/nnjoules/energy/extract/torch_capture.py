@@ -1,22 +1,32 @@
 """Capture the workload of an ``nn.Module`` by running it once under a dispatch mode.
 
 Like ``torch.utils.flop_counter.FlopCounterMode``, a ``TorchDispatchMode`` sees every
-ATen operator the forward runs, functional calls included. A table maps each modelled
-operator to a small handler that turns its operands into Eyeriss shape letters; every
-other operator that touches an activation is counted in ``Workload.unmodelled``.
+ATen operator the forward runs, functional calls included. A table (`torch_ops`) maps
+each modelled operator to a small handler that turns its operands into Eyeriss shape
+letters; every other operator that touches an activation is counted in
+``Workload.unmodelled``.
 
 Decisions (documented here once):
 
 * **Activations vs. weights.** A tensor is an *activation* when it derives from the
-  example inputs; everything else (parameters, buffers, constants and what is computed
-  from them alone, e.g. ``weight_orig * weight_mask`` of ``torch.nn.utils.prune``) is a
-  weight. A product whose second operand is a weight is an FC layer; a product of two
-  activations is a MATMUL layer. Operators that touch no activation are weight
-  preprocessing that a deployed model folds away: they are neither layers nor counted.
+  example inputs: computed from them, or a tensor (or a view of one) that one was
+  written into (``buf[a:b] = x``, ``copy_``, ``index_put_``, ``scatter_``, ``out=``: a
+  preallocated output or a key-value cache). Everything else (parameters, buffers,
+  constants and what is computed from them alone, e.g. ``weight_orig * weight_mask`` of
+  ``torch.nn.utils.prune``) is a weight. A product whose second operand is a weight is
+  an FC layer; a product of two activations is a MATMUL layer. Operators that touch no
+  activation are weight preprocessing that a deployed model folds away: they are
+  neither layers nor counted.
 * **Free operators** (`FREE_OPS`) only move or relabel data (views, reshapes, copies,
   concatenation, padding, allocation) and cost nothing in the model; they are not
-  reported. Transposed and 3-D convolutions are reported as unmodelled
-  (``aten.convolution[transposed]``, ``aten.convolution[3d]``), never silently dropped.
+  reported. Transposed and 3-D convolutions are lowered onto an FC layer and a 2-D
+  convolution (`product`; docs/model.md).
+* **Empty tensors.** A product on a tensor with no elements (a Linear on 0 detections)
+  does no MAC and is not a layer; it is logged.
+* **Higher-order operators.** ``flex_attention`` is fused attention (below);
+  ``torch.cond``, ``while_loop``, ``scan`` ... run their subgraphs eagerly under the
+  capture, so what counts is what runs on these inputs: for ``cond`` the branch taken,
+  which is logged.
 * **Attention.** The fused ``_scaled_dot_product_*attention*`` kernels become two MATMUL
   layers, Q·K^T and attn·V, as FlopCounterMode counts them. The fast path of
   ``nn.MultiheadAttention`` (one opaque ``_native_multi_head_attention`` op) is switched
@@ -27,146 +37,51 @@ Decisions (documented here once):
   the value written back: after a chain of element-wise operators applied directly to
   the output (batch norm, ReLU, clamp, GELU, ...) and views of it. Attention scores and
   probabilities are never materialised by the fused kernel: density 1.0, no RLC count.
+  The measurement's own operators are not part of the model: they are not captured.
 * The module runs in eval mode under ``torch.no_grad()``; training flags are restored.
+  An error the model raises on the example inputs is an `InputError`.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch._C import DispatchKey
+from torch._ops import HigherOrderOperator
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from nnjoules.energy.extract.product import ProductShape
+from nnjoules.energy.extract.product import has_zero_dim
+from nnjoules.energy.extract.shared import mark_shared_weights
 from nnjoules.energy.extract.sparsity import tensor_stats
-from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
-from nnjoules.errors import InputError, ModelLoadError
+from nnjoules.energy.extract.torch_ops import (
+    FREE_OPS,
+    FUSED_OPS,
+    HANDLERS,
+    HOP_HANDLERS,
+    VIEW_OPS,
+    Found,
+    _Product,
+)
+from nnjoules.energy.extract.torch_run import (
+    ModuleNames,
+    check_inputs,
+    eager_settings,
+    first_line,
+    run_module,
+)
+from nnjoules.energy.workload import Density, Layer, UnmodelledOp, Workload
+from nnjoules.errors import InputError, ModelLoadError, NNJoulesError
 
 __all__ = ["FREE_OPS", "FUSED_OPS", "workload_from_module"]
 
-aten = torch.ops.aten
-
-
-def _packets(*names: str) -> frozenset[object]:
-    """ATen overload packets by name, skipping any this torch version lacks."""
-    return frozenset(getattr(aten, n) for n in names if hasattr(aten, n))
-
-
-# Pure data-layout operators: same values, other shape or place. Chains of fused
-# operators (below) continue through the first group.
-_VIEW_OPS = _packets("view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose",
-                     "permute", "squeeze", "unsqueeze", "flatten", "clone", "contiguous",
-                     "detach", "alias", "_to_copy", "lift_fresh")
-FREE_OPS: frozenset[object] = _VIEW_OPS | _packets(
-    "expand", "select", "slice", "split", "split_with_sizes", "unbind", "chunk", "narrow",
-    "as_strided", "cat", "stack", "constant_pad_nd", "copy_", "empty", "empty_like",
-    "empty_strided", "new_empty", "zeros", "zeros_like", "new_zeros", "fill_",
-    "_local_scalar_dense")
-# Single-input element-wise operators that a layer's output goes through before it is
-# written back: the ofmap density is measured after them.
-FUSED_OPS: frozenset[object] = _packets(
-    "native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
-    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "clamp", "clamp_", "clamp_min",
-    "clamp_min_", "clamp_max", "clamp_max_", "dropout", "native_dropout", "gelu", "gelu_",
-    "silu", "silu_", "leaky_relu", "leaky_relu_", "hardswish", "hardswish_", "elu", "elu_")
-
-
-@dataclass(frozen=True, eq=False)
-class _Product(ProductShape):
-    """A modelled product found in one op: its shape letters and the operand tensors."""
-
-    ifmap: Tensor | None = None  # None: not materialised, density 1.0
-    weights: Tensor | None = None
-    ofmap: Tensor | None = None
-
-
-_IsAct = Callable[[Tensor], bool]
-# handler(op arguments, op output, is_activation) -> products, or a label to report as
-# unmodelled; arguments and output are as ATen passes them (tensors, lists, numbers)
-_Handler = Callable[[tuple[Any, ...], Any, _IsAct], "tuple[_Product, ...] | str"]
-
-
-def _conv(args: tuple[Any, ...], out: Any, is_act: _IsAct) -> tuple[_Product, ...] | str:
-    # [N, G*M, E, F] = convolution([N, G*C, H, W], [G*M, C, R, S]; stride U, padding,
-    #                              dilation, groups G); a 1-D conv is a 1 x L image
-    x, w = args[0], args[1]
-    stride, padding, dilation, transposed, _, groups = args[3:9]
-    if transposed:
-        return "aten.convolution[transposed]"
-    if x.dim() not in (3, 4):
-        return f"aten.convolution[{x.dim() - 2}d]"
-    lead = (1,) if x.dim() == 3 else ()  # the 1-D case gets H = R = E = 1, no padding
-    (u, v), (dh, dw) = _pair(stride, lead), _pair(dilation, lead)
-    ph, pw = _pair(padding, (0,) if lead else ())
-    (n, _, h, width), (_, c, r, s), (_, m_all, e, f) = (_as_2d(t) for t in (x, w, out))
-    return (_Product(LayerKind.CONV, N=n, M=m_all // groups, C=c, G=groups, H=h + 2 * ph,
-                     W=width + 2 * pw, R=r, S=s, E=e, F=f, stride=(u, v), dilation=(dh, dw),
-                     padding=(ph, ph, pw, pw), ifmap=x, weights=w, ofmap=out),)
-
-
-def _pair(values: list[int], lead: tuple[int, ...]) -> tuple[int, ...]:
-    """A conv argument as (vertical, horizontal); one value applies to both."""
-    vals = tuple(int(v) for v in values)
-    if lead:
-        return (*lead, vals[-1])
-    return vals * 2 if len(vals) == 1 else vals
-
-
-def _as_2d(t: Tensor) -> tuple[int, ...]:
-    """Shape of a conv operand as 2-D: ``[N, C, L]`` becomes ``[N, C, 1, L]``."""
-    shape = tuple(t.shape)
-    return (*shape[:2], 1, *shape[2:]) if len(shape) == 3 else shape
-
-
-def _product(a: Tensor, b: Tensor, out: Tensor, is_act: _IsAct) -> tuple[_Product, ...]:
-    # [G, N, M] = a [G, N, C] @ b [G, C, M]; a constant b makes it an FC layer
-    g = math.prod(a.shape[:-2])
-    n, c, m = a.shape[-2], a.shape[-1], b.shape[-1]
-    if not is_act(b):
-        return (_Product(LayerKind.FC, N=n, M=m, C=c, G=g, ifmap=a, weights=b, ofmap=out),)
-    if not is_act(a):  # W @ X: the columns of X are the FC rows
-        return (_Product(LayerKind.FC, N=m, M=n, C=c, G=g, ifmap=b, weights=a, ofmap=out),)
-    return (_Product(LayerKind.MATMUL, N=n, M=m, C=c, G=g, ifmap=a, weights=b, ofmap=out),)
-
-
-def _mm(args: tuple[Any, ...], out: Any, is_act: _IsAct) -> tuple[_Product, ...]:
-    # [N, M] = mm([N, C], [C, M])
-    return _product(args[0], args[1], out, is_act)
-
-
-def _addmm(args: tuple[Any, ...], out: Any, is_act: _IsAct) -> tuple[_Product, ...]:
-    # [N, M] = bias + mm([N, C], [C, M])
-    return _product(args[1], args[2], out, is_act)
-
-
-def _sdpa(args: tuple[Any, ...], out: Any, is_act: _IsAct) -> tuple[_Product, ...]:
-    # [B.., L, Ev] = softmax(q [B.., L, E] @ k [B.., S, E]^T) @ v [B.., S, Ev]
-    q, k, v = args[0], args[1], args[2]
-    g = math.prod(q.shape[:-2])
-    (length, e), s, ev = q.shape[-2:], k.shape[-2], v.shape[-1]
-    result = out[0] if isinstance(out, tuple | list) else out
-    return (_Product(LayerKind.MATMUL, N=length, M=s, C=e, G=g, ifmap=q, weights=k),
-            _Product(LayerKind.MATMUL, N=length, M=ev, C=s, G=g, weights=v, ofmap=result))
-
-
-_HANDLERS: dict[object, _Handler] = {
-    aten.convolution: _conv,
-    aten._convolution: _conv,
-    aten.mm: _mm,
-    aten.bmm: _mm,
-    aten.addmm: _addmm,
-    aten.baddbmm: _addmm,
-    **{op: _sdpa for op in _packets(
-        "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
-        "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
-        "_scaled_dot_product_fused_attention_overrideable")},
-}
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -198,29 +113,6 @@ class _TensorSet:
             del self._refs[key]
 
 
-class _ModuleNames:
-    """The path of the innermost module running, kept by global forward hooks."""
-
-    def __init__(self, root: nn.Module) -> None:
-        self._names = {id(m): n for n, m in root.named_modules() if n}
-        self._names[id(root)] = type(root).__name__
-        self.stack = [type(root).__name__]
-        self._handles = [nn.modules.module.register_module_forward_pre_hook(self._enter),
-                         nn.modules.module.register_module_forward_hook(self._leave)]
-
-    def _enter(self, module: nn.Module, _args: object) -> None:
-        name = self._names.get(id(module)) or f"{self.stack[-1]}.{type(module).__name__}"
-        self.stack.append(name)
-
-    def _leave(self, _module: nn.Module, _args: object, _out: object) -> None:
-        if len(self.stack) > 1:
-            self.stack.pop()
-
-    def close(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
 def _tensors(obj: object) -> list[Tensor]:
     """Tensors among ``obj`` and the items of a list/tuple/dict ``obj`` (one level down)."""
     if isinstance(obj, Tensor):
@@ -246,10 +138,14 @@ _Stats = tuple[float, float | None]  # density, RLC pairs per value
 _UNMEASURED: _Stats = (1.0, None)
 
 
+
+
 class _Capture(TorchDispatchMode):
     """Records layers, unmodelled operators and densities while the model runs."""
 
-    def __init__(self, names: _ModuleNames, *, measure_density: bool) -> None:
+    supports_higher_order_operators = True
+
+    def __init__(self, names: ModuleNames, *, measure_density: bool) -> None:
         super().__init__()
         self._names = names
         self._measure = measure_density
@@ -257,40 +153,96 @@ class _Capture(TorchDispatchMode):
         self.layers: list[Layer] = []
         self.stats: list[dict[str, _Stats]] = []  # per layer: operand -> stats
         self.unmodelled: Counter[str] = Counter()
+        self.empty: list[str] = []  # products that ran on empty tensors
+        self.fault: BaseException | None = None  # an error of ours, not of the model
+        self._measuring = False
         self._name_count: Counter[str] = Counter()
         self._chains = _TensorSet()  # tensor -> the _Chain it belongs to
         self._open: dict[int, _Chain] = {}  # layer index -> chain not yet measured
         self._cache: dict[int, tuple[weakref.ref[Tensor], int, _Stats]] = {}
 
+    def is_act(self, t: Tensor) -> bool:
+        """Whether ``t`` holds activation values: it, or the tensor it views, does."""
+        if self.activations.get(t):
+            return True
+        base = t._base
+        return base is not None and bool(self.activations.get(base))
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        packet = func.overloadpacket
-        acts = [t for t in _tensors(args) + _tensors(kwargs) if self.activations.get(t)]
+        if self._measuring:  # our own density measurement
+            return func(*args, **kwargs)
+        hop = isinstance(func, HigherOrderOperator)
+        key = func if hop else func.overloadpacket
+        acts = [t for t in _tensors(args) + _tensors(kwargs) if self.is_act(t)]
         if not acts:  # weight preprocessing or allocation: not part of the workload
             return func(*args, **kwargs)
-        handler = _HANDLERS.get(packet)
-        if handler is None and packet not in FREE_OPS and packet not in FUSED_OPS:
+        handler = HOP_HANDLERS.get(func.name()) if hop else HANDLERS.get(key)
+        if handler is None and hop:
+            return self._run_subgraphs(func, args, kwargs)
+        if handler is None and key not in FREE_OPS and key not in FUSED_OPS:
             with self:  # as FlopCounterMode: see the parts of a composite operator
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        extend = self._settle_chains(packet, acts, args) if self._measure else None
+        extend = self._settle_chains(key, acts, args) if self._measure else None
         out = func(*args, **kwargs)
+        try:
+            self._observe(func, key, args, kwargs, out, extend,
+                          handler(args, out, self.is_act) if handler else None)
+        except Exception as exc:  # a bug of ours: not to be reported as the model's error
+            self.fault = exc
+            raise
+        return out
+
+    def _observe(self, func: Any, key: object, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 out: Any, extend: _Chain | None, found: Found | None) -> None:
+        """Mark what the op wrote as activations; record its products or report it."""
         for t in _tensors(out):
             self.activations.add(t)
+        for t in _written(func, args, kwargs):
+            self.activations.add(t)
+            if t._base is not None:  # a write through a view fills its base
+                self.activations.add(t._base)
         if extend is not None and isinstance(head := _first_tensor(out), Tensor):
             extend.head = head
             extend.tensor_ids.append(id(head))
             self._chains.add(head, extend)
-        if handler is not None:
-            products = handler(args, out, lambda t: bool(self.activations.get(t)))
-            if isinstance(products, str):
-                self.unmodelled[products] += 1
-            for product in () if isinstance(products, str) else products:
-                self._record(product, packet)
-        elif packet not in FREE_OPS:
-            self.unmodelled[_op_label(packet)] += 1
-        return out
+        if found is None:
+            if key not in FREE_OPS:
+                self.unmodelled[_op_label(key)] += 1
+            return
+        for item in found:
+            if isinstance(item, str):
+                self.unmodelled[item] += 1
+            else:
+                self._record(item, _op_label(key))
+
+    def _run_subgraphs(self, hop: HigherOrderOperator, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
+        """Run a higher-order operator's eager kernel under the capture (or report it)."""
+        kernel = hop.py_kernels.get(DispatchKey.CompositeExplicitAutograd)
+        if kernel is None:
+            self.unmodelled[f"higher_order.{hop.name()}"] += 1
+            out = hop(*args, **kwargs)
+            for t in _tensors(out):
+                self.activations.add(t)
+            return out
+        if hop.name() == "cond" and isinstance(args[0], Tensor | bool):
+            log.warning("%s: torch.cond counted only the branch these inputs take (the %s "
+                        "branch)", self._names.stack[-1], "true" if bool(args[0]) else "false")
+        # the eager kernel runs outside any dispatch mode; the subgraphs it calls, inside
+        return kernel(*(self._inside(a) for a in args), **kwargs)
+
+    def _inside(self, arg: Any) -> Any:
+        """``arg``, or if it is a subgraph (a callable), one that runs under the capture."""
+        if not callable(arg) or isinstance(arg, Tensor):
+            return arg
+
+        def run(*a: Any) -> Any:
+            with self:
+                return run_module(arg, a, self._names)
+        return run
 
     def _settle_chains(self, packet: object, acts: list[Tensor], args: tuple) -> _Chain | None:
         """Measure the ofmaps this op consumes, unless it extends their chain of fused ops.
@@ -303,7 +255,7 @@ class _Capture(TorchDispatchMode):
             if not isinstance(chain, _Chain):
                 continue
             if (len(acts) == 1 and args and args[0] is t and t is chain.head
-                    and (packet in FUSED_OPS or packet in _VIEW_OPS)):
+                    and (packet in FUSED_OPS or packet in VIEW_OPS)):
                 extend = chain
             else:
                 self._finish_chain(chain)
@@ -320,14 +272,19 @@ class _Capture(TorchDispatchMode):
         for chain in list(self._open.values()):
             self._finish_chain(chain)
 
-    def _record(self, p: _Product, packet: object) -> None:
+    def _record(self, p: _Product, op: str) -> None:
         base = self._names.stack[-1]
+        if has_zero_dim(p):
+            log.info("%s (%s) ran on an empty tensor: 0 MACs, not a layer", base, op)
+            self.empty.append(base)
+            return
         count = self._name_count[base]
         self._name_count[base] += 1
         name = base if count == 0 else f"{base}#{count}"
         self.layers.append(Layer(name, p.kind, N=p.N, M=p.M, C=p.C, G=p.G, H=p.H, W=p.W,
                                  R=p.R, S=p.S, E=p.E, F=p.F, stride=p.stride,
-                                 dilation=p.dilation, padding=p.padding, op=str(packet)))
+                                 dilation=p.dilation, padding=p.padding,
+                                 op=f"{op}[{p.lowering}]" if p.lowering else op))
         stats = {"ifmaps": _UNMEASURED, "weights": _UNMEASURED, "ofmaps": _UNMEASURED}
         if self._measure:
             stats["ifmaps"] = self._stats(p.ifmap)
@@ -346,7 +303,11 @@ class _Capture(TorchDispatchMode):
         version = _version(t)
         if hit is not None and hit[0]() is t and hit[1] == version >= 0:
             return hit[2]
-        stats = tensor_stats(t)
+        self._measuring = True  # the operators measuring it are not the model's
+        try:
+            stats = tensor_stats(t)
+        finally:
+            self._measuring = False
         self._cache[id(t)] = (weakref.ref(t), version, stats)
         return stats
 
@@ -358,10 +319,23 @@ class _Capture(TorchDispatchMode):
                                                                    strict=True))
         unmodelled = tuple(UnmodelledOp(op, n) for op, n in sorted(self.unmodelled.items()))
         if not layers:
-            raise ModelLoadError(f"model {name!r} ran no convolution, linear or matrix product "
-                                 f"on its inputs; operators seen: "
+            empty = f"; on empty tensors only: {self.empty}" if self.empty else ""
+            raise ModelLoadError(f"model {name!r} ran no operator the energy model maps "
+                                 f"(convolution, linear layer or matrix product) on its "
+                                 f"inputs{empty}; unmodelled operators seen: "
                                  f"{[u.op for u in unmodelled] or 'none'}")
         return Workload(name, layers, unmodelled)
+
+
+def _written(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Tensor]:
+    """The tensors an operator writes into: its mutable arguments (``self`` of
+    ``copy_``, ``out=``), from its schema."""
+    schema = getattr(func, "_schema", None)
+    for index, arg in enumerate(schema.arguments if schema is not None else ()):
+        if arg.alias_info is None or not arg.alias_info.is_write:
+            continue
+        value = kwargs.get(arg.name) if arg.kwarg_only or index >= len(args) else args[index]
+        yield from _tensors(value)
 
 
 def _first_tensor(out: object) -> Tensor | None:
@@ -369,9 +343,11 @@ def _first_tensor(out: object) -> Tensor | None:
     return found[0] if found else None
 
 
-def _op_label(packet: object) -> str:
+def _op_label(key: object) -> str:
     """``aten.relu_`` and ``aten.relu`` are one operator for the report."""
-    label = str(packet)
+    if isinstance(key, HigherOrderOperator):
+        return f"higher_order.{key.name()}"
+    label = str(key)
     return label[:-1] if label.endswith("_") and not label.endswith("__") else label
 
 
@@ -381,7 +357,8 @@ def workload_from_module(module: nn.Module, example_inputs: Tensor | tuple[Tenso
 
     Args:
         module: the network; run once in eval mode under ``torch.no_grad()`` (its
-            training flags are restored afterwards).
+            training flags are restored afterwards). A graph from
+            ``torch.export(...).module()`` runs as it was exported.
         example_inputs: one tensor, or a tuple of positional tensors, to call it with.
             Their batch size is the layers' N; densities are measured on them.
         name: the workload name; defaults to the module's class name.
@@ -393,37 +370,32 @@ def workload_from_module(module: nn.Module, example_inputs: Tensor | tuple[Tenso
         ...), and the unmodelled operators with their counts, sorted by name.
 
     Raises:
-        InputError: ``example_inputs`` is not a tensor or tuple of tensors, or the
-            module fails on them.
+        InputError: ``example_inputs`` is not a tensor or tuple of tensors (the message
+            names the element), or the module raises an error on them (the message
+            names the model and gives the error's first line).
         ModelLoadError: the module runs no convolution, linear or matrix product.
     """
-    inputs = (example_inputs,) if isinstance(example_inputs, Tensor) else example_inputs
-    if (not isinstance(module, nn.Module) or not isinstance(inputs, tuple)
-            or not inputs or not all(isinstance(t, Tensor) for t in inputs)):
-        raise InputError("workload_from_module needs an nn.Module and a tensor or a tuple of "
-                         f"tensors, got {type(module).__name__} and "
-                         f"{type(example_inputs).__name__}")
+    inputs = check_inputs(module, example_inputs)
     label = name or type(module).__name__
-    modes = [(m, m.training) for m in module.modules()]
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    names = _ModuleNames(module)
+    names = ModuleNames(module)
     capture = _Capture(names, measure_density=measure_density)
     try:
-        module.eval()
-        torch.backends.mha.set_fastpath_enabled(False)
-        with torch.no_grad(), capture:
-            for t in inputs:
-                capture.activations.add(t)
-            module(*inputs)
+        with eager_settings(module), torch.no_grad():
+            with capture:
+                for t in inputs:
+                    capture.activations.add(t)
+                run_module(module, inputs, names)
             if measure_density:
                 capture.finish()
-    except (RuntimeError, TypeError) as exc:  # shape mismatches, wrong number of inputs
+    except NNJoulesError:
+        raise
+    except Exception as exc:  # the model rejects the inputs: shapes, dtypes, asserts ...
+        if capture.fault is not None:
+            raise
         shapes = [tuple(t.shape) for t in inputs]
-        raise InputError(f"running model {label!r} on inputs of shape {shapes} failed: "
-                         f"{exc}") from exc
+        error = ": ".join(filter(None, (type(exc).__name__, first_line(str(exc)))))
+        raise InputError(f"model {label!r} rejected inputs of shape {shapes}: "
+                         f"{error}") from exc
     finally:
         names.close()
-        torch.backends.mha.set_fastpath_enabled(fastpath)
-        for m, training in modes:
-            m.training = training
-    return capture.workload(label)
+    return mark_shared_weights(capture.workload(label), module)
