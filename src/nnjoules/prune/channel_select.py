@@ -71,11 +71,22 @@ def column_blocks(consumer: Coupled, module: nn.Module) -> list[Tensor]:
 
 
 def consumer_stats(model: nn.Module, group: ChannelGroup, images: Tensor, *, positions: int,
-                   generator: torch.Generator) -> dict[str, LayerStats]:
-    """``X'X``, ``X'Y`` and ``||Y||^2`` of each dense consumer, on ``images``."""
-    return {c.module: collect_stats(model, model, c.module, images, positions=positions,
-                                    generator=generator)
-            for c in dense_consumers(group)}
+                   generator: torch.Generator,
+                   reference: nn.Module | None = None) -> dict[str, LayerStats]:
+    """``X'X``, ``X'Y`` and ``||Y||^2`` of each dense consumer, on ``images``: X from
+    ``model``, Y from ``reference`` (default ``model``; also where the reference's
+    consumer has another number of outputs)."""
+    out = {}
+    for c in dense_consumers(group):
+        target = reference
+        if target is not None:
+            ours = dict(model.named_modules())[c.module]
+            theirs = dict(target.named_modules()).get(c.module)
+            if theirs is None or theirs.weight.shape[0] != ours.weight.shape[0]:
+                target = None
+        out[c.module] = collect_stats(model, target or model, c.module, images,
+                                      positions=positions, generator=generator)
+    return out
 
 
 def _solve(stats: LayerStats, kept: Tensor, ridge: float) -> tuple[Tensor, Tensor]:
