@@ -5,7 +5,9 @@ For each model (LeNet-5: the shipped checkpoint; VGG-small: trained here with th
 recipe of ``nnjoules train`` and cached), each seed and each energy batch size, the
 dense model is pruned by energy-aware pruning (``energy-aware``: the default
 allocation; ``energy-aware-probe``: ``allocation="probe"``) and by iterative magnitude
-pruning (``magnitude``: global ranking; ``magnitude-layer``: per layer) under the same
+pruning (``magnitude``: global ranking; ``magnitude-layer``: per layer), and at channel
+granularity by energy-aware channel pruning (``channel``) and L1-norm filter pruning
+(``l1-channel``, Li et al. 2017), all under the same
 schedule, fine-tuning budget and 1-point accuracy budget. Each seed has its own dense
 reference, trained as many extra epochs as pruning may fine-tune. Writes, after every
 seed (atomically, so a cut run keeps what it finished),
@@ -110,6 +112,8 @@ def run_model(name: str, args: argparse.Namespace, splits: Any,
                     config = replace(config, ranking="layer")
                 if method == "energy-aware-probe":
                     config = replace(config, allocation="probe")
+                if method in ("channel", "l1-channel"):
+                    config = replace(config, granularity="channel")
                 if method in ABLATIONS:  # energy-aware without (part of) the restoration
                     config = replace(config, restore=replace(config.restore,
                                                              **ABLATIONS[method]))
@@ -131,6 +135,7 @@ def run_model(name: str, args: argparse.Namespace, splits: Any,
 
 
 METHOD = {"energy-aware": "energy-aware", "energy-aware-probe": "energy-aware",
+          "channel": "energy-aware", "l1-channel": "magnitude",
           "magnitude": "magnitude", "magnitude-layer": "magnitude",
           "ea-magnitude-refit": "energy-aware", "ea-magnitude-only": "energy-aware"}
 # Ablations of the layer step: magnitude selection + least-squares refit; magnitude only.

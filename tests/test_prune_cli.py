@@ -42,7 +42,8 @@ def test_train_writes_model_and_sidecar(model_file: Path) -> None:
 @pytest.mark.parametrize("method", [
     ["--method", "magnitude"],
     ["--method", "energy-aware", "--allocation", "probe", "--probe-drop", "0.05"],
-], ids=["magnitude", "energy-aware-probe"])
+    ["--granularity", "channel"],
+], ids=["magnitude", "energy-aware-probe", "channel"])
 def test_prune_stop_and_resume_equals_uninterrupted(model_file: Path, data_dir: Path,
                                                     tmp_path: Path, method: list[str],
                                                     capsys: pytest.CaptureFixture[str]) -> None:
@@ -215,3 +216,26 @@ def test_bad_stop_after(model_file: Path, tmp_path: Path, value: str,
     assert capsys.readouterr().err == ("nnjoules: error: --stop-after must be a positive "
                                        "number of rounds or 'reference', got "
                                        f"{value!r}\n")
+
+
+def test_channel_pruned_model_file_loads_with_its_smaller_shapes(model_file: Path,
+                                                                  data_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    import torch
+
+    from nnjoules.prune.modelio import load_model_file
+
+    out = tmp_path / "run"
+    assert main(["prune", str(model_file), "--data-dir", str(data_dir), *SMALL, *PRUNE,
+                 "--granularity", "channel", "--out", str(out)]) == 0
+    _, dense, _ = load_model_file(model_file)
+    _, pruned, info = load_model_file(out / "model.pt")
+    assert info["granularity"] == "channel"
+    assert sum(p.numel() for p in pruned.parameters()) < \
+        sum(p.numel() for p in dense.parameters())
+    result = json.loads((out / "result.json").read_text())
+    final = next(r for r in reversed(result["history"]) if r["accepted"])
+    assert final["weights"] == sum(
+        m.weight.numel() for m in pruned.modules() if isinstance(m, (torch.nn.Conv2d,
+                                                                     torch.nn.Linear)))
+    assert main(["prune", "--resume", str(out), "--granularity", "weight", "--quiet"]) == 2

@@ -27,7 +27,8 @@ RUN_OPTIONS = ("model", "method", "accuracy_drop", "energy_target", "rounds", "r
                "energy_exponent", "ranking", "finetune_epochs", "lr", "batch_size",
                "hardware", "energy_batch", "bits", "samples", "positions", "error_share",
                "reference", "data", "data_dir", "train_limit", "val_limit", "test_limit",
-               "seed", "min_density", "max_failures", "allocation", "probe_drop")
+               "seed", "min_density", "max_failures", "allocation", "probe_drop",
+               "granularity", "compression", "compression_levels", "gating")
 
 
 class StopRequested(Exception):
@@ -64,6 +65,10 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     add = functools.partial(p.add_argument, action=Given)  # --resume refuses contradictions
     add("--method", choices=["energy-aware", "magnitude"], default=c.method,
         help=f"pruning method [{c.method}]")
+    add("--granularity", choices=["weight", "channel"], default=c.granularity,
+        help="what is removed: single weights (masks) or whole output channels (the "
+        "model shrinks; with --method magnitude, L1-norm filter pruning) "
+        f"[{c.granularity}]")
     add("--accuracy-drop", type=float, default=c.accuracy_drop,
         help="allowed top-1 drop from the dense reference, as a fraction "
         f"(0.01 = 1 point) [{c.accuracy_drop}]")
@@ -107,6 +112,15 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     add("--energy-batch", type=int, default=c.energy_batch,
         help=f"batch size N of the energy estimate [{c.energy_batch}]")
     add("--bits", type=int, default=None, help="bit-width of the energy estimate [16]")
+    from nnjoules.energy.cost import Compression, CompressionLevels, Gating
+
+    add("--compression", choices=[v.value for v in Compression], default=c.compression,
+        help=f"DRAM compression of zeros in the energy estimate [{c.compression}]")
+    add("--compression-levels", choices=[v.value for v in CompressionLevels],
+        default=c.compression_levels,
+        help=f"which moves carry compressed data in the estimate [{c.compression_levels}]")
+    add("--gating", choices=[v.value for v in Gating], default=c.gating,
+        help=f"which zeros skip a MAC in the estimate [{c.gating}]")
 
 
 def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
@@ -122,7 +136,9 @@ def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
                       allocation=opts.get("allocation", "energy"),
                       probe_drop=opts.get("probe_drop", PruneConfig.probe_drop),
                       max_failures=opts["max_failures"], energy_batch=opts["energy_batch"],
-                      bits=opts["bits"], seed=opts["seed"], restore=restore)
+                      bits=opts["bits"], seed=opts["seed"], restore=restore,
+                      granularity=opts["granularity"], compression=opts["compression"],
+                      gating=opts["gating"], compression_levels=opts["compression_levels"])
     ft = TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"],
                      batch_size=opts["batch_size"])
     return cfg, ft
@@ -256,7 +272,9 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     meter.report(result.model).to_json(folder / "energy-pruned.json")
     save_model(folder / "model.pt", result.model, name=name, num_classes=splits.num_classes,
                in_channels=splits.input_shape[0],
-               info={"method": cfg.method, "test_accuracy": result.extra.get("test_accuracy"),
+               cuts=result.extra.get("cuts"),
+               info={"method": cfg.method, "granularity": cfg.granularity,
+                     "test_accuracy": result.extra.get("test_accuracy"),
                      "val_accuracy": result.final.accuracy,
                      "energy_reduction": result.energy_reduction(), "run": ident})
     result.to_json(folder / "result.json")
@@ -272,7 +290,8 @@ def _meter(splits: Any, cfg: Any, opts: dict[str, Any]) -> Any:
     from nnjoules.prune.loop import _images
 
     return EnergyMeter(_images(splits.train, cfg.density_images), hardware=opts["hardware"],
-                       batch=cfg.energy_batch, bits=cfg.bits, compression=cfg.compression)
+                       batch=cfg.energy_batch, bits=cfg.bits, compression=cfg.compression,
+                       gating=cfg.gating, compression_levels=cfg.compression_levels)
 
 
 def summary(result: Any) -> str:

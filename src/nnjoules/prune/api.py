@@ -13,6 +13,7 @@ from nnjoules.prune.config import PruneConfig, TrainConfig
 if TYPE_CHECKING:  # torch is imported when pruning starts, not with ``import nnjoules``
     from torch import nn
 
+    from nnjoules.prune.channel_loop import ChannelPruner
     from nnjoules.prune.loop import Pruner
     from nnjoules.prune.result import PruneResult, StepRecord
 
@@ -69,6 +70,7 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         InputError: bad budgets, a model without prunable layer, unusable data.
     """
     from nnjoules.prune import checkpoint
+    from nnjoules.prune.channel_loop import ChannelPruner
     from nnjoules.prune.finetune import evaluate, is_main_rank, mix_seed, pick_device, train
     from nnjoules.prune.loop import Pruner
     from nnjoules.prune.masks import check_finite, prunable_layers
@@ -95,7 +97,7 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
             open_run(folder, ident, resume=resume)
     info = _reference(model, (train_data, val_data, test_data), cfg, ft, reference,
                       reference_accuracy, folder, ident, device, phase, progress)
-    pruner: Pruner
+    pruner: Pruner | ChannelPruner
 
     def run_finetune(m: nn.Module) -> None:
         train(m, train_data, ft, seed=mix_seed(cfg.seed, 5, pruner.round), device=device,
@@ -106,10 +108,11 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
 
     phase("calibration", f"calibration: drawing {cfg.restore.samples} restoration and "
           f"{cfg.density_images} density images; measuring the dense model's energy")
-    pruner = Pruner(model, train_data, evaluate=run_evaluate, finetune=run_finetune,
-                    config=cfg, hardware=hardware, reference_accuracy=info["accuracy"],
-                    checkpoint_dir=folder, on_step=on_step,
-                    extra_state={**(extra_state or {}), "run": ident})
+    kind = ChannelPruner if cfg.granularity == "channel" else Pruner
+    pruner = kind(model, train_data, evaluate=run_evaluate, finetune=run_finetune,
+                  config=cfg, hardware=hardware, reference_accuracy=info["accuracy"],
+                  checkpoint_dir=folder, on_step=on_step,
+                  extra_state={**(extra_state or {}), "run": ident})
     if resume and folder is not None and ident and (folder / checkpoint.STATE_FILE).is_file():
         state = checkpoint.load_checkpoint(folder)
         check_identity(folder / checkpoint.STATE_FILE, state.get("extra", {}).get("run"), ident)

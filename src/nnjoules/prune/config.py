@@ -65,6 +65,7 @@ class TrainConfig:
 
 
 METHODS = ("energy-aware", "magnitude")
+GRANULARITIES = ("weight", "channel")
 RANKINGS = ("layer", "global")
 SALIENCIES = ("output", "fisher")
 ALLOCATIONS = ("energy", "saliency", "probe")
@@ -77,6 +78,9 @@ class PruneConfig:
     Attributes:
         method: ``"energy-aware"`` (energy-ordered layers, output-error restoration and
             least-squares refit) or ``"magnitude"`` (Han et al., iterative).
+        granularity: ``"weight"`` (masks on single weights) or ``"channel"`` (whole
+            output channels removed, the model shrinks: `nnjoules.prune.channel_loop`;
+            with ``"magnitude"``, L1-norm filter pruning, Li et al. 2017).
         accuracy_drop: allowed drop of validation top-1 from the reference, as a
             fraction (0.01 = one percentage point).
         energy_target: stop once energy <= this fraction of the dense energy, in (0, 1].
@@ -125,6 +129,7 @@ class PruneConfig:
     """
 
     method: str = "energy-aware"
+    granularity: str = "weight"
     accuracy_drop: float = 0.01
     energy_target: float | None = None
     rounds: int = 10
@@ -152,6 +157,9 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InputError(f"unknown method {self.method!r}; choose {' or '.join(METHODS)}")
+        if self.granularity not in GRANULARITIES:
+            raise InputError(f"unknown granularity {self.granularity!r}; choose "
+                             f"{' or '.join(GRANULARITIES)}")
         if self.allocation not in ALLOCATIONS:
             raise InputError(f"unknown allocation {self.allocation!r}; choose "
                              f"{' or '.join(ALLOCATIONS)}")

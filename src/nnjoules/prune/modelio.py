@@ -28,15 +28,19 @@ FORMAT = "nnjoules-model"
 
 def save_model(path: Path, model: nn.Module, *, name: str, num_classes: int,
                in_channels: int = 1, info: dict[str, Any] | None = None,
-               half: bool = False) -> str:
-    """Write a model file and its sidecar (atomic); returns the SHA-256 of the file."""
+               half: bool = False, cuts: list[dict[str, list[int]]] | None = None) -> str:
+    """Write a model file and its sidecar (atomic); returns the SHA-256 of the file.
+
+    ``cuts``: the channels channel pruning removed, per accepted round (root module path
+    -> channel indices); loading rebuilds the architecture by replaying them."""
     state = masked_state_dict(model)
     if half:
         state = {k: v.half() if v.is_floating_point() and not k.endswith("_mask") else v
                  for k, v in state.items()}
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "model": name, "num_classes": num_classes,
-                "in_channels": in_channels, "state_dict": state, "info": info or {}}, buffer)
+                "in_channels": in_channels, "state_dict": state, "info": info or {},
+                "cuts": list(cuts or [])}, buffer)
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +78,7 @@ def load_model_file(path: Path) -> tuple[str, nn.Module, dict[str, Any]]:
     if not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise InputError(f"{path}: damaged model file (its state_dict holds non-tensors)")
     model = build_model(name, num_classes=classes, in_channels=channels)
+    _replay_cuts(path, model, saved.get("cuts", []), channels)
     state = {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
     try:
         check_state(state)
@@ -81,6 +86,21 @@ def load_model_file(path: Path) -> tuple[str, nn.Module, dict[str, Any]]:
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
     return name, model.eval(), dict(saved.get("info", {}))
+
+
+def _replay_cuts(path: Path, model: nn.Module, cuts: Any, in_channels: int) -> None:
+    """Shrink the built architecture as channel pruning did (see `save_model`)."""
+    if not cuts:
+        return
+    from nnjoules.prune.structure import remove_channels
+
+    example = torch.zeros(2, in_channels, *getattr(model, "input_shape", (0, 28, 28))[1:])
+    try:
+        for round_cuts in cuts:
+            remove_channels(model, example, {str(k): [int(c) for c in v]
+                                             for k, v in dict(round_cuts).items()})
+    except (InputError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(f"{path}: damaged model file (its channel cuts: {err})") from None
 
 
 def _check_sidecar(path: Path, digest: str) -> None:
