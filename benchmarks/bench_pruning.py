@@ -235,7 +235,9 @@ def main() -> int:
         write_text_atomic(Path(f"{args.out}.md"),
             "# Energy-aware vs magnitude pruning, Fashion-MNIST\n\n"
             f"Produced by `python benchmarks/bench_pruning.py --models {' '.join(args.models)} "
-            f"--seeds {' '.join(map(str, args.seeds))}` ({meta['seconds']:.0f} s, "
+            f"--seeds {' '.join(map(str, args.seeds))} --batches "
+            f"{' '.join(map(str, args.batches))} --methods {' '.join(args.methods)}` "
+            f"({meta['seconds']:.0f} s, "
             f"{meta['threads']} threads). Mean ± standard deviation over the seeds run (each "
             "seed: its own matched dense reference, fine-tuning order and restoration "
             f"samples; the dense model is the same). {args.rounds} rounds of "
