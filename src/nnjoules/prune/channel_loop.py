@@ -30,8 +30,7 @@ from __future__ import annotations
 import copy
 import heapq
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,12 +41,12 @@ from torch import Tensor, nn
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.workload import Workload
 from nnjoules.errors import InputError
-from nnjoules.prune import checkpoint
 from nnjoules.prune.channel_select import channel_order, consumer_stats, refit_consumers
 from nnjoules.prune.config import PruneConfig
 from nnjoules.prune.energy import EnergyMeter
 from nnjoules.prune.finetune import mix_seed
-from nnjoules.prune.result import LayerRecord, PruneResult, StepRecord
+from nnjoules.prune.result import LayerRecord, StepRecord
+from nnjoules.prune.rounds import Evaluate, Finetune, OnStep, RoundLoop
 from nnjoules.prune.structure import (
     ChannelGroup,
     channel_groups,
@@ -60,8 +59,8 @@ log = logging.getLogger("nnjoules.prune")
 Cuts = dict[str, list[int]]  # root module path -> channels removed (numbering of that time)
 
 
-class ChannelPruner:
-    """Energy-aware (or L1-norm) channel pruning; the interface of `Pruner`.
+class ChannelPruner(RoundLoop):
+    """Energy-aware (or L1-norm) channel pruning, one round per ``step()`` (`RoundLoop`).
 
     Args:
         model: the trained model (no weight masks); pruned in place, changing shape.
@@ -80,16 +79,17 @@ class ChannelPruner:
         InputError: the model has weight masks, or no channel group to prune.
     """
 
-    def __init__(self, model: nn.Module, calibration: Any, *,
-                 evaluate: Callable[[nn.Module], float], finetune: Callable[[nn.Module], Any],
-                 config: PruneConfig | None = None, hardware: Any = "eyeriss",
-                 reference_accuracy: float | None = None,
-                 checkpoint_dir: str | Path | None = None,
-                 on_step: Callable[[StepRecord], Any] | None = None,
+    def __init__(self, model: nn.Module, calibration: Any, *, evaluate: Evaluate,
+                 finetune: Finetune, config: PruneConfig | None = None,
+                 hardware: Any = "eyeriss", reference_accuracy: float | None = None,
+                 checkpoint_dir: str | Path | None = None, on_step: OnStep | None = None,
                  extra_state: dict[str, Any] | None = None) -> None:
         from nnjoules.prune.loop import _images
 
-        self.config = config or PruneConfig(granularity="channel")
+        self._init_loop(config or PruneConfig(granularity="channel"), evaluate=evaluate,
+                        finetune=finetune, reference_accuracy=reference_accuracy,
+                        checkpoint_dir=checkpoint_dir, on_step=on_step,
+                        extra_state=extra_state)
         if any(name.endswith("weight_mask") for name, _ in model.named_buffers()):
             raise InputError("channel pruning needs a model without weight masks: make them "
                              "permanent first (nnjoules.prune.make_permanent)")
@@ -101,100 +101,37 @@ class ChannelPruner:
         if not channel_groups(model, self.example.to(_device(model))):
             raise InputError("the model has no prunable channel: every convolution or "
                              "linear layer feeds the output directly")
-        self.evaluate, self.finetune, self.on_step = evaluate, finetune, on_step
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.extra_state = dict(extra_state or {})
         self.meter = EnergyMeter(self.calibration[: self.config.density_images],
                                  hardware=hardware, batch=self.config.energy_batch,
                                  bits=self.config.bits, compression=self.config.compression,
                                  gating=self.config.gating,
                                  compression_levels=self.config.compression_levels)
-        self.round = 0
-        self.rate_scale = 1.0
-        self.failures = 0
-        self.stop_reason = ""
-        self.history: list[StepRecord] = []
         self.cuts: list[Cuts] = []  # per accepted round
-        self._given_reference = reference_accuracy
+        self._round_cuts: Cuts = {}
 
-    # -- the public loop, as `Pruner` ----------------------------------------------------
+    # -- what `RoundLoop` asks of a channel-pruning loop -------------------------------
 
-    @property
-    def done(self) -> bool:
-        """Whether the run has stopped (see ``stop_reason``)."""
-        return bool(self.stop_reason)
+    def _snapshot(self) -> nn.Module:
+        return copy.deepcopy(self.model)
 
-    @property
-    def reference_accuracy(self) -> float:
-        """The accuracy the budget counts from."""
-        self._start()
-        return self._given_reference if self._given_reference is not None \
-            else self.history[0].accuracy
+    def _restore(self, snapshot: nn.Module) -> None:
+        self._replace_model(snapshot)
 
-    @property
-    def accuracy_floor(self) -> float:
-        """The lowest accepted validation accuracy."""
-        return self.reference_accuracy - self.config.accuracy_drop
+    def _round_changed(self) -> bool:
+        return bool(self._round_cuts)
 
-    def step(self) -> StepRecord:
-        """Run one round; returns its record (also appended to ``history``).
+    def _accept(self) -> None:
+        self.cuts.append(self._round_cuts)
 
-        Raises:
-            InputError: the run has already stopped.
-        """
-        self._start()
-        if self.done:
-            raise InputError(f"pruning has stopped ({self.stop_reason}); nothing to step")
-        began = time.perf_counter()
-        self.round += 1
-        before = copy.deepcopy(self.model)
-        rate = self.config.rate * self.rate_scale
-        cuts, errors = self._prune_round(rate)
-        self.finetune(self.model)
-        accuracy = float(self.evaluate(self.model))
-        accepted = accuracy >= self.accuracy_floor and bool(cuts)
-        record = self._record(accuracy, accepted, rate, time.perf_counter() - began, errors)
-        if accepted:
-            self.cuts.append(cuts)
-        else:
-            self._replace_model(before)
-            self.failures += 1
-            self.rate_scale *= self.config.backoff
-            log.info("round %d: accuracy %.4f below %.4f; undone", self.round, accuracy,
-                     self.accuracy_floor)
-        self.history.append(record)
-        self._check_stop(record)
-        self._save()
-        if self.on_step is not None:
-            self.on_step(record)
-        return record
+    def _result_extra(self) -> dict[str, Any]:
+        return {"cuts": self.cuts}
 
-    def run(self) -> PruneResult:
-        """Step until the run stops; the result."""
-        self._start()
-        while not self.done:
-            self.step()
-        return self.result()
+    def _model_state(self) -> dict[str, Any]:
+        return {"cuts": self.cuts,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
-    def result(self) -> PruneResult:
-        """The result so far (the model is the last accepted one)."""
-        self._start()
-        unit = str(self.meter.report(self.model).unit.value)
-        return PruneResult(model=self.model, method=self.config.method,
-                           history=tuple(self.history),
-                           reference_accuracy=self.reference_accuracy,
-                           accuracy_floor=self.accuracy_floor,
-                           energy_target=self.config.energy_target,
-                           stop_reason=self.stop_reason or "not finished", energy_unit=unit,
-                           extra={"config": self.config.to_dict(), "cuts": self.cuts})
-
-    # -- resume --------------------------------------------------------------------------
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint payload: the cuts replayed on the dense model."""
-        saved = PruneConfig.from_dict(state["config"])
-        if saved != self.config:
-            raise InputError("the checkpoint was written with another configuration")
+    def _load_model_state(self, state: dict[str, Any]) -> None:
+        """The cuts replayed on the dense model, then the weights."""
         model = copy.deepcopy(self.dense).to(_device(self.model))
         example = self.example.to(_device(model))
         for cuts in state["cuts"]:
@@ -202,23 +139,16 @@ class ChannelPruner:
         model.load_state_dict(state["model"])
         self._replace_model(model)
         self.cuts = [dict(c) for c in state["cuts"]]
-        self.round = int(state["round"])
-        self.rate_scale = float(state["rate_scale"])
-        self.failures = int(state["failures"])
-        self.stop_reason = str(state["stop_reason"])
-        self.history = [StepRecord.from_dict(r) for r in state["history"]]
-        ref = state["reference_accuracy"]
-        self._given_reference = None if ref is None else float(ref)
-
-    @staticmethod
-    def read_checkpoint(folder: str | Path) -> dict[str, Any]:
-        """The payload of ``folder``'s checkpoint."""
-        return checkpoint.load_checkpoint(Path(folder))
 
     # -- one round -----------------------------------------------------------------------
 
-    def _prune_round(self, rate: float) -> tuple[Cuts, dict[str, float]]:
-        """Remove this round's channels; the cuts and each group's predicted error."""
+    def _prune_round(self, rate: float) -> dict[str, float]:
+        """Remove this round's channels (kept in ``_round_cuts``); each group's predicted
+        consumer error."""
+        self._round_cuts, errors = self._cut_round(rate)
+        return errors
+
+    def _cut_round(self, rate: float) -> tuple[Cuts, dict[str, float]]:
         device = _device(self.model)
         example = self.example.to(device)
         groups = channel_groups(self.model, example)
@@ -302,15 +232,6 @@ class ChannelPruner:
         (the object `prune()` returns, a DDP wrapper's module) stays the pruned model."""
         self.model.__dict__.update(model.__dict__)
 
-    def _start(self) -> None:
-        if self.history:
-            return
-        began = time.perf_counter()
-        accuracy = float(self.evaluate(self.model))
-        self.history.append(self._record(accuracy, True, 0.0, time.perf_counter() - began,
-                                         {}))
-        self._save()
-
     def _record(self, accuracy: float, accepted: bool, rate: float, seconds: float,
                 errors: Mapping[str, float]) -> StepRecord:
         report = self.meter.report(self.model)
@@ -333,28 +254,6 @@ class ChannelPruner:
                           nonskipped_macs=report.nonskipped_macs(), macs=report.macs(),
                           rate=rate, seconds=seconds, layers=tuple(layers))
 
-    def _check_stop(self, record: StepRecord) -> None:
-        target = self.config.energy_target
-        if record.accepted and target is not None and \
-                record.energy <= target * self.history[0].energy:
-            self.stop_reason = "energy target met"
-        elif self.failures > self.config.max_failures:
-            self.stop_reason = "accuracy budget (no further round met it)"
-        elif self.round >= self.config.rounds:
-            self.stop_reason = "round limit"
-
-    def _save(self) -> None:
-        from nnjoules.prune.loop import _is_main_rank
-
-        if self.checkpoint_dir is None or not _is_main_rank():
-            return
-        checkpoint.save_checkpoint(self.checkpoint_dir, {
-            "config": self.config.to_dict(), "round": self.round,
-            "rate_scale": self.rate_scale, "failures": self.failures,
-            "stop_reason": self.stop_reason, "history": [r.to_dict() for r in self.history],
-            "reference_accuracy": self._given_reference, "cuts": self.cuts,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "extra": self.extra_state})
 
 
 def _count(channels: int, rate: float) -> int:

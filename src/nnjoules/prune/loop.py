@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from nnjoules.errors import InputError
-from nnjoules.prune import checkpoint, importance, masks
+from nnjoules.prune import importance, masks
 from nnjoules.prune.config import PruneConfig
 from nnjoules.prune.energy import EnergyMeter, per_module, per_module_nonskipped
 from nnjoules.prune.finetune import mix_seed
@@ -47,17 +46,15 @@ from nnjoules.prune.restore import (
     restore,
     to_columns,
 )
-from nnjoules.prune.result import LayerRecord, PruneResult, StepRecord
+from nnjoules.prune.result import LayerRecord, StepRecord
+from nnjoules.prune.rounds import Evaluate, Finetune, OnStep, RoundLoop
 
 log = logging.getLogger("nnjoules.prune")
 
-Evaluate = Callable[[nn.Module], float]
-Finetune = Callable[[nn.Module], Any]
-OnStep = Callable[[StepRecord], Any]
 
 
-class Pruner:
-    """Energy-aware (or magnitude) pruning, one round per ``step()``.
+class Pruner(RoundLoop):
+    """Energy-aware (or magnitude) pruning, one round per ``step()`` (`RoundLoop`).
 
     Args:
         model: the dense (or already masked) model; pruned in place.
@@ -80,16 +77,15 @@ class Pruner:
                  hardware: Any = "eyeriss", reference_accuracy: float | None = None,
                  checkpoint_dir: str | Path | None = None, on_step: OnStep | None = None,
                  extra_state: dict[str, Any] | None = None) -> None:
-        self.config = config or PruneConfig()
+        self._init_loop(config or PruneConfig(), evaluate=evaluate, finetune=finetune,
+                        reference_accuracy=reference_accuracy, checkpoint_dir=checkpoint_dir,
+                        on_step=on_step, extra_state=extra_state)
         self.model = model
         # one entry per distinct weight: tied layers are pruned once, counted once
         self.groups = masks.tied_groups(model)
         self.names = list(self.groups)
         masks.check_finite(model)  # before any least-squares fit sees a NaN
         masks.ensure_masks(model)
-        self.evaluate, self.finetune, self.on_step = evaluate, finetune, on_step
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.extra_state = dict(extra_state or {})
         fit = max(self.config.restore.samples, self.config.density_images)
         probing = self.config.method == "energy-aware" and self.config.allocation == "probe"
         pool = _images(calibration, fit + (self.config.probe_images if probing else 0))
@@ -102,122 +98,32 @@ class Pruner:
                                  compression=self.config.compression,
                                  gating=self.config.gating,
                                  compression_levels=self.config.compression_levels)
-        self.round = 0
-        self.rate_scale = 1.0
-        self.failures = 0
-        self.stop_reason = ""
-        self.history: list[StepRecord] = []
-        self._given_reference = reference_accuracy
 
-    # -- the public loop -------------------------------------------------------------
+    # -- what `RoundLoop` asks of a weight-pruning loop ---------------------------------
 
-    @property
-    def done(self) -> bool:
-        """Whether the run has stopped (see ``stop_reason``)."""
-        return bool(self.stop_reason)
+    def _snapshot(self) -> tuple[dict[str, Tensor], dict[str, float]]:
+        return masks.masked_state_dict(self.model), dict(self.layer_rates)
 
-    @property
-    def reference_accuracy(self) -> float:
-        """The accuracy the budget counts from."""
-        self._start()
-        if self._given_reference is not None:
-            return self._given_reference
-        return self.history[0].accuracy
+    def _restore(self, snapshot: tuple[dict[str, Tensor], dict[str, float]]) -> None:
+        state, rates = snapshot
+        masks.load_masked_state(self.model, state)
+        self.layer_rates = rates
 
-    @property
-    def accuracy_floor(self) -> float:
-        """The lowest accepted validation accuracy."""
-        return self.reference_accuracy - self.config.accuracy_drop
-
-    def step(self) -> StepRecord:
-        """Run one round; returns its record (also appended to ``history``).
-
-        Raises:
-            InputError: the run has already stopped.
-        """
-        self._start()
-        if self.done:
-            raise InputError(f"pruning has stopped ({self.stop_reason}); nothing to step")
-        began = time.perf_counter()
-        self.round += 1
-        before = masks.masked_state_dict(self.model)
-        rates_before = dict(self.layer_rates)
-        rate = self.config.rate * self.rate_scale
-        errors = self._prune_round(rate)
-        self.finetune(self.model)
+    def _after_finetune(self) -> None:
         masks.check_finite(self.model, f" after the fine-tuning of round {self.round}")
-        accuracy = float(self.evaluate(self.model))
-        accepted = accuracy >= self.accuracy_floor
-        record = self._record(accuracy, accepted, rate, time.perf_counter() - began, errors)
-        if not accepted:
-            masks.load_masked_state(self.model, before)
-            self.layer_rates = rates_before
-            self.failures += 1
-            self.rate_scale *= self.config.backoff
-            log.info("round %d: accuracy %.4f below %.4f; undone", self.round, accuracy,
-                     self.accuracy_floor)
-        self.history.append(record)
-        self._check_stop(record)
-        self._save()
-        if self.on_step is not None:
-            self.on_step(record)
-        return record
 
-    def run(self) -> PruneResult:
-        """Step until the run stops; the result."""
-        self._start()
-        while not self.done:
-            self.step()
-        return self.result()
+    def _model_state(self) -> dict[str, Any]:
+        return {"layer_rates": self.layer_rates,
+                "model": masks.masked_state_dict(self.model)}
 
-    def result(self) -> PruneResult:
-        """The result so far (the model is the last accepted one)."""
-        self._start()
-        unit = str(getattr(self.meter.report(self.model).unit, "value", "normalized"))
-        return PruneResult(model=self.model, method=self.config.method,
-                           history=tuple(self.history),
-                           reference_accuracy=self.reference_accuracy,
-                           accuracy_floor=self.accuracy_floor,
-                           energy_target=self.config.energy_target,
-                           stop_reason=self.stop_reason or "not finished", energy_unit=unit,
-                           extra={"config": self.config.to_dict()})
-
-    # -- resume ------------------------------------------------------------------------
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint payload (see `Pruner.resume`)."""
-        saved = PruneConfig.from_dict(state["config"])
-        if saved != self.config:
-            raise InputError("the checkpoint was written with another configuration")
+    def _load_model_state(self, state: dict[str, Any]) -> None:
         masks.load_masked_state(self.model, state["model"])
-        self.round = int(state["round"])
-        self.rate_scale = float(state["rate_scale"])
-        self.failures = int(state["failures"])
-        self.stop_reason = str(state["stop_reason"])
-        self.history = [StepRecord.from_dict(r) for r in state["history"]]
         self.layer_rates.update(state.get("layer_rates", {}))
-        ref = state["reference_accuracy"]
-        self._given_reference = None if ref is None else float(ref)
-
-    @staticmethod
-    def read_checkpoint(folder: str | Path) -> dict[str, Any]:
-        """The payload of ``folder``'s checkpoint (config, extra state, model ...)."""
-        return checkpoint.load_checkpoint(Path(folder))
 
     # -- internals ---------------------------------------------------------------------
 
-    def _start(self) -> None:
-        """Record round 0 (the model before pruning) once."""
-        if self.history:
-            return
-        began = time.perf_counter()
-        accuracy = float(self.evaluate(self.model))
-        self.history.append(self._record(accuracy, True, 0.0, 0.0, {}))
-        self.history[0] = _with_seconds(self.history[0], time.perf_counter() - began)
-        self._save()
-
     def _record(self, accuracy: float, accepted: bool, rate: float, seconds: float,
-                errors: dict[str, float]) -> StepRecord:
+                errors: Mapping[str, float]) -> StepRecord:
         report = self.meter.report(self.model)
         energy = per_module(report, self.names, self.groups)
         nonskipped = per_module_nonskipped(report, self.names, self.groups)
@@ -232,27 +138,6 @@ class Pruner:
                           weights=sum(c[1] for c in counts.values()),
                           nonskipped_macs=report.nonskipped_macs(), macs=report.macs(),
                           rate=rate, seconds=seconds, layers=layers)
-
-    def _check_stop(self, record: StepRecord) -> None:
-        target = self.config.energy_target
-        dense = self.history[0].energy
-        if record.accepted and target is not None and record.energy <= target * dense:
-            self.stop_reason = "energy target met"
-        elif self.failures > self.config.max_failures:
-            self.stop_reason = "accuracy budget (no further round met it)"
-        elif self.round >= self.config.rounds:
-            self.stop_reason = "round limit"
-
-    def _save(self) -> None:
-        if self.checkpoint_dir is None or not _is_main_rank():
-            return
-        checkpoint.save_checkpoint(self.checkpoint_dir, {
-            "config": self.config.to_dict(), "round": self.round,
-            "rate_scale": self.rate_scale, "failures": self.failures,
-            "layer_rates": self.layer_rates,
-            "stop_reason": self.stop_reason, "history": [r.to_dict() for r in self.history],
-            "reference_accuracy": self._given_reference,
-            "model": masks.masked_state_dict(self.model), "extra": self.extra_state})
 
     def _energy_order(self) -> tuple[list[str], dict[str, float]]:
         """The layers by estimated energy, highest first, and per layer the energy that
@@ -435,18 +320,6 @@ def _cpu(stats: Any) -> Any:
 
 def _device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
-
-
-def _with_seconds(record: StepRecord, seconds: float) -> StepRecord:
-    from dataclasses import replace
-
-    return replace(record, seconds=seconds)
-
-
-def _is_main_rank() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _broadcast(module: nn.Module) -> None:
