@@ -112,7 +112,9 @@ def test_bad_usage_exits_2(argv, capsys):
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nnjoules") and " error: " in err
+    assert err.rstrip().endswith("--help`)")
 
 
 def test_console_script_gives_no_traceback_for_user_errors():

@@ -299,7 +299,7 @@ def test_cli_estimate_writes_csv_html_and_plots(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(nnjoules.models, "load_model", lambda spec, seed: LoadedModel(
         name="toy", model=Path("toy.onnx"), input_shape=None))
     monkeypatch.setattr(nnjoules.energy.estimate, "estimate", lambda *args, **kwargs: report)
-    code = main(["estimate", "toy.onnx", "--quiet", "--csv", str(tmp_path / "r.csv"),
+    code = main(["estimate", "toy.onnx", "--quiet", "--dense", "--csv", str(tmp_path / "r.csv"),
                  "--html", str(tmp_path / "r.html"), "--plot", str(tmp_path / "plots"),
                  "--json", str(tmp_path / "r.json")])
     assert code == 0, capsys.readouterr().err

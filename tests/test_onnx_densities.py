@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from nnjoules.cli import main
+from nnjoules.commands.common import random_inputs_note
 from nnjoules.energy.estimate import estimate
 from nnjoules.energy.extract import extract_workload, workload_from_onnx
 from nnjoules.energy.extract.sparsity import tensor_stats
@@ -86,7 +87,7 @@ def test_cli_seed_draws_the_same_inputs_for_onnx_and_pytorch(exported, tmp_path)
     assert [layer["density"]["ifmaps"] for layer in data["layers"]] == \
         [item.layer.density.ifmaps for item in expected.layers]
     assert data["totals"]["energy"] == expected.total()
-    assert data["notes"] == []
+    assert data["notes"] == [random_inputs_note(3)]
 
 
 def test_onnx_ofmap_is_measured_after_relu_and_ifmap_before_padding(tmp_path) -> None:

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from nnjoules.errors import NNJoulesError
 
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     from nnjoules import __version__
 
-    parser = argparse.ArgumentParser(prog="nnjoules", description=(
+    parser = _OneLineErrors(prog="nnjoules", description=(
         "Estimate where a neural network's energy goes on an Eyeriss-like accelerator."))
     parser.add_argument("--version", action="version", version=f"nnjoules {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
@@ -56,7 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _SubParser(argparse.ArgumentParser):
+class _OneLineErrors(argparse.ArgumentParser):
+    """A usage error is one line (what is wrong, and where the help is), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _SubParser(_OneLineErrors):
     """Subcommand parsers show every option's default in ``--help``."""
 
     def __init__(self, **kwargs: Any) -> None:

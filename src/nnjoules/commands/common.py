@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from nnjoules.commands.options import bits, check_input_size, positive_int, shape
+from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.workload import Density, Precision, Workload
 from nnjoules.errors import InputError
 
@@ -29,7 +30,7 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
                         default=Compression.SIGNIFICANCE_MAP.value,
                         help="DRAM compression of zeros [significance-map]")
     parser.add_argument("--compression-levels", choices=[c.value for c in CompressionLevels],
-                        default=CompressionLevels.DRAM.value,
+                        default=CompressionLevels.DRAM.value, metavar="LEVELS",
                         help="which moves carry compressed weights and ifmaps: dram (to and "
                         "from DRAM only), dram,glb (also GLB reads) or all (also the PE "
                         "array) [dram]")
@@ -81,9 +82,37 @@ def load_workload(spec: str, *, batch: int | None, input_shape: tuple[int, ...] 
         workload = extract_workload(loaded.model, inputs, name=loaded.name)
     if dense:
         workload = workload.with_densities({layer.name: Density() for layer in workload})
+    else:
+        workload = with_random_inputs_note(workload, seed)
     if precision is not None:
         workload = workload.with_precision(precision)
     return workload
+
+
+def random_inputs_note(seed: int) -> str:
+    """What a report says when its activation densities come from generated inputs."""
+    return (f"activation densities measured on random N(0, 1) inputs (seed {seed}), not on "
+            "real data: ReLU zeros differ on real inputs; pass them with "
+            "nnjoules.estimate(model, inputs) for real densities")
+
+
+def with_random_inputs_note(workload: Workload, seed: int) -> Workload:
+    """``workload`` with `random_inputs_note` among its notes, unless its activations were
+    not measured at all (an ONNX graph that could not run says so already)."""
+    from dataclasses import replace
+
+    from nnjoules.energy.extract.onnx_run import DENSE_NOTE
+
+    if any(DENSE_NOTE in note for note in workload.notes):
+        return workload
+    return replace(workload, notes=(*workload.notes, random_inputs_note(seed)))
+
+
+def at_hardware_width(workload: Workload, hw: Hardware, bits: Precision | None) -> Workload:
+    """With no ``--bits``, the operands take the hardware's word width (``word_bits``)."""
+    if bits is not None or hw.word_bits == Precision().weight_bits:
+        return workload
+    return workload.with_precision(Precision(hw.word_bits, hw.word_bits, hw.word_bits))
 
 
 def model_stem(spec: str) -> str:

@@ -58,15 +58,23 @@ def _run_compare(args: argparse.Namespace) -> int:
     common.check_output_file(args.csv, "--csv")
     common.check_plot_file(args.plot, "--plot")
     hardware = [load_hardware(name) for name in hardware_names]  # fail early on bad files
+    units = sorted({hw.unit.value for hw in hardware})
+    if len(units) > 1:  # known from the files alone: say so before any model is loaded
+        raise InputError(f"cannot compare energies in different units ({', '.join(units)}): "
+                         "give --hardware descriptions that share a unit")
+    names = [display_name(spec) for spec in args.models]
+    if len(set(names)) < len(names):  # e.g. two run folders' model.pt: name them by path
+        names = list(args.models)
     reports = []
-    for spec in args.models:
+    for spec, name in zip(args.models, names, strict=True):
         workload = common.load_workload(spec, batch=args.batch,
                                         input_shape=args.input_shape, seed=args.seed,
                                         dense=args.dense, precision=args.bits)
-        workload = replace(workload, name=display_name(spec))
+        workload = replace(workload, name=name)
         for hw in hardware:
+            at_width = common.at_hardware_width(workload, hw, args.bits)
             with layer_progress(f"mapping {workload.name} on {hw.name}") as advance:
-                reports.append(estimate_workload(workload, hw,
+                reports.append(estimate_workload(at_width, hw,
                                                  compression=Compression(args.compression),
                                                  gating=Gating(args.gating),
                                                  compression_levels=CompressionLevels(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from nnjoules.commands.common import add_workload_options
+from nnjoules.commands.common import add_workload_options, with_random_inputs_note
 from nnjoules.commands.options import check_input_size, densities_named, read_densities
 from nnjoules.errors import InputError
 
@@ -71,6 +72,8 @@ def _run_estimate(args: argparse.Namespace) -> int:
                           compression_levels=args.compression_levels,
                           densities=densities, measure_density=not args.dense,
                           name=display_name(args.model), seed=args.seed, progress=advance)
+    if not args.dense:
+        report = replace(report, workload=with_random_inputs_note(report.workload, args.seed))
     if not args.quiet:
         sys.stdout.write(report.to_table())
     for path, write in ((args.json, report.to_json), (args.csv, report.to_csv),

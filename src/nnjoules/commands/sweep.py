@@ -16,6 +16,7 @@ from pathlib import Path
 from nnjoules.commands import common
 from nnjoules.commands.helpformat import RawDescriptionDefaultsHelpFormatter
 from nnjoules.energy.workload import Workload
+from nnjoules.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -65,6 +66,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from nnjoules.progress import display_name, wrote
 
     grid = parse_settings(args.settings)  # bad input fails before the model is loaded
+    for option, value, swept in (("--bits", args.bits, ("bits", "weight_bits", "ifmap_bits",
+                                                         "ofmap_bits")),
+                                 ("--batch", args.batch, ("batch",))):
+        clash = [name for name in swept if name in grid]
+        if value is not None and clash:
+            raise InputError(f"{option} and --set {clash[0]}=... both set it: give one")
     stem = common.model_stem(args.model)
     csv_path = args.csv or Path(f"{stem}-sweep.csv")
     plot_path = args.plot or csv_path.with_suffix(".png")  # two sweeps, two --csv: two plots
@@ -76,6 +83,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     def workload_at(batch: int) -> Workload:
         workload = common.load_workload(args.model, batch=batch, input_shape=args.input_shape,
                                         seed=args.seed, dense=args.dense, precision=args.bits)
+        workload = common.at_hardware_width(workload, hardware, args.bits)
         return replace(workload, name=display_name(args.model))
 
     with point_progress(f"sweeping {stem}") as advance:

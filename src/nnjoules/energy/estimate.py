@@ -39,7 +39,9 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
             or a `Hardware`.
         batch: N when inputs are generated from ``input_shape`` or for an ONNX file's
             dynamic batch (default 1); an ONNX file's fixed batch must agree.
-        bits: one bit-width for weights, ifmaps and ofmaps, or a `Precision`.
+        bits: one bit-width for weights, ifmaps and ofmaps, or a `Precision`; default
+            the hardware's ``word_bits`` for a module or ONNX file (a `Workload` keeps
+            its own).
         input_shape: per-item input shape, e.g. ``(3, 224, 224)``, when no
             ``example_inputs`` are given (ONNX: the first input's, for its dynamic
             dimensions; fixed ones must agree).
@@ -76,6 +78,8 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
     levels = parse_rule(CompressionLevels, compression_levels, "compression levels")
     workload = _workload(model, example_inputs, batch=batch, input_shape=input_shape,
                          measure_density=measure_density, name=name, seed=seed)
+    if bits is None and not isinstance(model, Workload) and hw.word_bits != 16:
+        bits = hw.word_bits  # a model's operands take the hardware's word width
     if bits is not None:
         workload = workload.with_precision(_precision(bits))
     if densities:

@@ -158,8 +158,9 @@ class Sweep:
         columns = [Column(key, tuple(texts), priorities.get(key, 0), left=key in self.names)
                    for key, texts in cells.items() if key != "per item" or per_item]
         size = table_width(width)
-        title = (f"{self.network} on {self.base_hardware.name}: sweep of {len(self.points)} "
-                 f"points (energy unit: {self.unit})")
+        count = len(self.points)
+        title = (f"{self.network} on {self.base_hardware.name}: sweep of {count} "
+                 f"point{'s' if count != 1 else ''} (energy unit: {self.unit})")
         lines = render_table(title, columns, size)
         for point in self.points:
             if point.error is not None:

@@ -31,11 +31,14 @@ _GATING = {"either": "weights or ifmaps", "ifmap": "ifmaps only", "none": "(neve
 
 
 def si(value: float) -> str:
-    """A number with an SI suffix and four significant digits.
+    """A number with an SI suffix and four significant digits; beyond the suffixes,
+    scientific notation.
 
-    >>> si(714188480), si(0.5), si(1234)
-    ('714.2M', '0.5', '1.234k')
+    >>> si(714188480), si(0.5), si(1234), si(4.222e20)
+    ('714.2M', '0.5', '1.234k', '4.222e+20')
     """
+    if abs(value) >= 1e15:  # no suffix would keep the number short: 4.222e+08T reads badly
+        return f"{value:.4g}"
     for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
             return f"{value / factor:.4g}{suffix}"
@@ -209,9 +212,12 @@ def footer(report: EnergyReport, width: int) -> list[str]:
     share = f"{100 * report.data_movement() / total:.1f}%" if total else "-"
     by_level = ", ".join(f"{name} {si(levels[key])}" for name, key in (
         ("DRAM", "dram"), ("GLB", "glb"), ("array", "array"), ("RF", "rf"), ("MAC", "mac")))
+    items = _items(report)
+    per_item = f"; per item {si(total / items)}" if items else ""
     lines = [
-        ("total energy", f"{si(total)} {unit} ({_per_mac(total, report.macs())} per MAC; "
-                         f"data movement {share})"),
+        ("total energy", f"{si(total)} {unit} for the batch{per_item} "
+                         f"({_per_mac(total, report.macs())} per MAC; data movement {share})"),
+        ("batch", batch_text(report)),
         ("MACs", f"{si(report.macs())} in {len(report.layers)} layers, "
                  f"{si(report.nonskipped_macs())} not skipped"),
         ("by level", by_level),
@@ -229,6 +235,24 @@ def footer(report: EnergyReport, width: int) -> list[str]:
             f"{op.op} x{op.count}" for op in report.workload.unmodelled)))
     lines.extend(("note", note) for note in report.workload.notes)
     return [line for label, text in lines for line in labelled(label, text, width)]
+
+
+def _items(report: EnergyReport) -> int | None:
+    """The input items the report is for: the workload's, or every layer's N when equal."""
+    if report.workload.items:
+        return report.workload.items
+    batches = {item.layer.N for item in report.layers}
+    return batches.pop() if len(batches) == 1 else None
+
+
+def batch_text(report: EnergyReport) -> str:
+    """How many input items the energy is for, and the layers' N when that differs."""
+    items = _items(report)
+    seen = sorted({item.layer.N for item in report.layers})
+    text = f"{items} input items, costed together" if items else "input items unknown"
+    if seen != [items]:
+        text += "; layer N (rows) " + ", ".join(map(str, seen))
+    return text
 
 
 def bits_text(report: EnergyReport) -> str:

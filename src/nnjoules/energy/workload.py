@@ -248,6 +248,9 @@ class Workload:
     # What the numbers assume that the user did not ask for (e.g. activations taken as
     # dense because an ONNX graph could not be run); one sentence each.
     notes: tuple[str, ...] = ()
+    # Input items (the batch) the counts are for, when known from the inputs; a layer's N
+    # may differ (a linear layer on tokens has N = items x tokens).
+    items: int | None = None
 
     def __post_init__(self) -> None:
         if not self.layers:

@@ -50,7 +50,27 @@ def load_model(spec: str, *, seed: int = 0) -> LoadedModel:
         return _from_model_file(Path(spec))
     if ":" in spec:
         return _from_factory(spec)
+    from nnjoules.models.builtin import BUILTIN_MODELS
+
+    if spec in BUILTIN_MODELS:
+        return _from_builtin(spec, seed=seed)
     return _from_torchvision(spec, seed=seed)
+
+
+def _from_builtin(name: str, *, seed: int) -> LoadedModel:
+    """A built-in network (`nnjoules.models.builtin`): its shipped trained weights when a
+    checkpoint ships, else random weights from ``seed``."""
+    import torch
+
+    from nnjoules.models.builtin import build_model, has_pretrained, pretrained
+
+    if has_pretrained(name):
+        module = pretrained(name)
+    else:
+        torch.manual_seed(seed)
+        module = build_model(name)
+    return LoadedModel(name=name, model=module.eval(),
+                       input_shape=tuple(getattr(module, "input_shape", (1, 28, 28))))
 
 
 def torchvision_names() -> list[str]:
@@ -68,10 +88,13 @@ def _from_torchvision(name: str, *, seed: int) -> LoadedModel:
     if name not in names:
         import difflib
 
-        close = difflib.get_close_matches(name, names, n=3)
+        from nnjoules.models.builtin import BUILTIN_MODELS
+
+        close = difflib.get_close_matches(name, [*BUILTIN_MODELS, *names], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ModelLoadError(f"unknown model {name!r}: not a torchvision classification model, "
-                             f"an .onnx path or package.module:factory{hint}")
+        raise ModelLoadError(f"unknown model {name!r}: not a built-in network (lenet5, "
+                             "vgg-small), a torchvision classification model, an .onnx or .pt "
+                             f"path or package.module:factory{hint}")
     torch.manual_seed(seed)
     module = torchvision.models.get_model(name, weights=None, **_TORCHVISION_OPTIONS.get(name, {}))
     return LoadedModel(name=name, model=module.eval(),

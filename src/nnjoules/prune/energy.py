@@ -43,7 +43,7 @@ class EnergyMeter:
         workload = Workload(name=measured.workload.name,
                             layers=tuple(replace(layer, N=self.batch)
                                          for layer in measured.workload.layers),
-                            unmodelled=measured.workload.unmodelled)
+                            unmodelled=measured.workload.unmodelled, items=self.batch)
         return estimate(workload, hardware=self.hardware, compression=self.compression,
                         gating=self.gating, compression_levels=self.compression_levels)
     def floor_report(self, model: nn.Module, report: EnergyReport) -> EnergyReport:

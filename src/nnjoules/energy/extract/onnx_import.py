@@ -224,7 +224,11 @@ def workload_from_onnx(path: str | Path, *, batch: int | None = None,
         notes = (f"{path}: {not_loaded}",)
     for note in notes:
         log.warning("%s", note)
-    return Workload(label, layers, unmodelled, notes=notes)
+    dims = [d.dim_value for d in graph_inputs[0].type.tensor_type.shape.dim] \
+        if graph_inputs else []
+    items = feeds[graph_inputs[0].name].shape[0] if feeds and graph_inputs[0].name in feeds \
+        else (dims[0] if dims and dims[0] > 0 else None)
+    return Workload(label, layers, unmodelled, notes=notes, items=items)
 
 
 def _find(model: onnx.ModelProto, graph_inputs: list[onnx.ValueInfoProto], g: _Graph,

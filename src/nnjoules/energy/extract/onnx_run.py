@@ -63,6 +63,10 @@ class Operands:
 MAX_INPUT_VALUES = 1 << 28  # values of one generated graph input (1 GiB of float32)
 
 
+# How a workload's notes say that the graph could not run and activations are dense.
+DENSE_NOTE = "activations taken as dense (ifmap and ofmap densities 1.0): "
+
+
 def generated_inputs(inputs: Sequence[onnx.ValueInfoProto], seed: int) -> dict[str, np.ndarray]:
     """Seeded inputs of the (fully known) shapes of ``inputs``, as the CLI draws them.
 
@@ -199,7 +203,7 @@ def activation_densities(model: onnx.ModelProto, inputs: Sequence[onnx.ValueInfo
     Returns:
         The layers, and None or the note that activations were taken as dense.
     """
-    dense = "activations taken as dense (ifmap and ofmap densities 1.0): "
+    dense = DENSE_NOTE
     if not_loaded is not None:
         return layers, not_loaded
     if feeds is None:

@@ -403,4 +403,5 @@ def workload_from_module(module: nn.Module, example_inputs: Tensor | tuple[Tenso
                          f"{error}") from exc
     finally:
         names.close()
-    return mark_shared_weights(capture.workload(label), module)
+    items = inputs[0].shape[0] if inputs and inputs[0].dim() > 0 else None
+    return replace(mark_shared_weights(capture.workload(label), module), items=items)
