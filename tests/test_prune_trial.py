@@ -98,7 +98,7 @@ def test_a_numeric_option_out_of_range_is_named_as_typed(
      "--allocation probe: applies only to --method energy-aware with --granularity weight, "
      "not --method magnitude --granularity weight"),
     (["--method", "magnitude", "--energy-exponent", "2"],
-     "--energy-exponent 2.0: applies only to --method energy-aware with --granularity "
+     "--energy-exponent 2: applies only to --method energy-aware with --granularity "
      "weight, not --method magnitude --granularity weight"),
     (["--ranking", "layer"],
      "--ranking layer: applies only to --method magnitude with --granularity weight, not "

@@ -57,8 +57,12 @@ def check_numbers(args: argparse.Namespace, rules: Mapping[str, Rule]) -> None:
         if value is None:
             continue
         if not accepts(value):  # NaN compares false everywhere: refused
-            text = str(value) if isinstance(value, int) else f"{value:.10g}"
-            raise InputError(f"--{dest.replace('_', '-')} {text}: {must}")
+            raise InputError(f"--{dest.replace('_', '-')} {as_typed(value)}: {must}")
+
+
+def as_typed(value: Any) -> str:
+    """A parsed option value as the user most likely typed it (``2.0`` -> ``2``)."""
+    return f"{value:.10g}" if isinstance(value, float) else str(value)
 
 
 def bit_widths(text: str | int | None, option: str = "--bits") -> int | list[int] | None:

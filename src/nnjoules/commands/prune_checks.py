@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from nnjoules.commands.numbers import PRUNE, bit_widths, check_numbers
+from nnjoules.commands.numbers import PRUNE, as_typed, bit_widths, check_numbers
 from nnjoules.errors import InputError
 
 # option dest -> (the settings it applies to, as words)
@@ -54,7 +54,7 @@ def check_prune_options(args: argparse.Namespace) -> None:
             now = f"--method {args.method} --granularity {args.granularity}"
             if dest == "probe_drop" and args.method == "energy-aware":
                 now = f"--allocation {args.allocation}"
-            raise InputError(f"--{dest.replace('_', '-')} {getattr(args, dest)}: applies "
+            raise InputError(f"--{dest.replace('_', '-')} {as_typed(getattr(args, dest))}: applies "
                              f"only to {where}, not {now}")
 
 
