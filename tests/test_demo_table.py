@@ -38,7 +38,8 @@ def test_every_row_divides_the_named_models_energy_by_its_own():
     results = {"energy-aware": _result("energy-aware", e, e / 4, 0.899),
                "magnitude": _result("magnitude", e, e / 2, 0.897)}
     ref = {"accuracy": 0.905, "test_accuracy": 0.9, "epochs": 3.0}
-    table = comparison_table(report, 0.9057, ref, results)
+    table = comparison_table(report, {"accuracy": 0.9099, "test_accuracy": 0.9057}, ref,
+                             results)
     header = table.splitlines()[1]
     assert "dense/this" in header and "magn./this" in header
     # hand-worked: dense uses e, magnitude e/2, energy-aware e/4
@@ -48,6 +49,19 @@ def test_every_row_divides_the_named_models_energy_by_its_own():
     assert "how many times less energy this row uses" in table
     energy_aware = next(line for line in table.splitlines() if line.startswith("energy-aware"))
     assert f"{e / 4:,.0f}" in energy_aware and "89.90%" in energy_aware
+    # every row's cells sit under their headers: val acc of the shipped model is shown,
+    # the reference's extra epochs are in its name, not in the energy column
+    lines = table.splitlines()
+    header = lines[1]
+    ends = {name: header.index(name) + len(name) for name in ("val acc", "test acc", "energy")}
+    shipped = next(line for line in lines if line.startswith("dense (shipped)"))
+    assert shipped[:ends["val acc"]].endswith("90.99%")
+    assert shipped[:ends["test acc"]].endswith("90.57%")
+    reference = next(line for line in lines if line.startswith("dense reference +3 ep"))
+    assert reference[:ends["val acc"]].endswith("90.50%")
+    assert reference[:ends["test acc"]].endswith("90.00%")
+    assert reference[:ends["energy"]].endswith(" -") and "epochs)" not in reference
+    assert len({len(line) for line in lines[1:6]}) == 1  # one width: header, rule, 4 rows
 
 
 def test_dense_table_states_the_bit_widths():

@@ -66,10 +66,11 @@ def test_prune_stop_and_resume_equals_uninterrupted(model_file: Path, data_dir: 
 
 @pytest.mark.parametrize("extra, message", [
     (["--data-dir", "/nonexistent/fmnist"], "no such dataset folder"),
-    (["--accuracy-drop", "-0.5"], "accuracy budget must be a non-negative"),
-    (["--energy-target", "0"], "energy target must lie in"),
-    (["--energy-target", "1.25"], "energy target must lie in"),
-    (["--allocation", "probe", "--probe-drop", "1.5"], "probe_drop must lie in"),
+    (["--accuracy-drop", "-0.5"], "--accuracy-drop -0.5: must lie in [0, 1] (a fraction)"),
+    (["--energy-target", "0"], "--energy-target 0: must lie in (0, 1] (a fraction)"),
+    (["--energy-target", "1.25"], "--energy-target 1.25: must lie in (0, 1] (a fraction)"),
+    (["--allocation", "probe", "--probe-drop", "1.5"],
+     "--probe-drop 1.5: must lie in [0, 1] (a fraction)"),
 ])
 def test_bad_input_exits_2(model_file: Path, data_dir: Path, tmp_path: Path, extra: list[str],
                            message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -239,3 +240,53 @@ def test_channel_pruned_model_file_loads_with_its_smaller_shapes(model_file: Pat
         m.weight.numel() for m in pruned.modules() if isinstance(m, (torch.nn.Conv2d,
                                                                      torch.nn.Linear)))
     assert main(["prune", "--resume", str(out), "--granularity", "weight", "--quiet"]) == 2
+
+
+def test_train_refuses_an_existing_out_unless_overwrite(model_file: Path, data_dir: Path,
+                                                        tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    before = model_file.read_bytes()
+    args = ["train", "--out", str(model_file), "--data-dir", str(data_dir), *SMALL]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"nnjoules: error: --out {model_file}: exists (run folders pruned from it are tied "
+        "to its SHA-256); give --overwrite to replace it, or another name\n")
+    assert model_file.read_bytes() == before
+    missing = tmp_path / "nodir" / "a.pt"
+    assert main(["train", "--out", str(missing), "--data-dir", str(data_dir), *SMALL]) == 2
+    assert capsys.readouterr().err == (f"nnjoules: error: --out {missing}: folder "
+                                       f"{missing.parent} does not exist\n")
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(b"old")
+    assert main(["train", "--out", str(copy), "--overwrite", "--epochs", "0.05",
+                 "--data-dir", str(data_dir), *SMALL]) == 0
+    assert "--overwrite" not in json.loads(Path(f"{copy}.json").read_text())["command"]
+    assert copy.read_bytes() != b"old"
+
+
+def test_permanent_bits_and_a_finished_resume(model_file: Path, data_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from nnjoules.prune.modelio import load_model_file
+
+    run = tmp_path / "run"
+    assert main(["prune", str(model_file), "--data-dir", str(data_dir), *SMALL, *PRUNE,
+                 "--rounds", "1", "--method", "magnitude", "--bits", "8,8,16",
+                 "--energy-batch", "4", "--permanent", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "energy (batch 4)  " in out
+    assert json.loads((run / "run.json").read_text())["options"]["bits"] == [8, 8, 16]
+    result = json.loads((run / "result.json").read_text())
+    name, model, info = load_model_file(run / "model.pt")
+    state = model.state_dict()
+    assert info["masks"] == "folded in" and not any(k.endswith("_mask") for k in state)
+    nonzero = sum(int(torch.count_nonzero(state[f"{layer['name']}.weight"]))
+                  for layer in result["history"][result["final"]["round"]]["layers"])
+    assert nonzero == result["final"]["nonzero_weights"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    assert main(["prune", "--resume", str(run)]) == 0
+    again = capsys.readouterr()
+    assert again.err == f"{run}: this run already finished; nothing to resume (its summary " \
+                        "follows)\n"
+    assert again.out == out
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == stamps

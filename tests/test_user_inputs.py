@@ -413,7 +413,8 @@ def test_full_disk_during_prune(tmp_path: Path) -> None:
         "0.1", "--samples", "64", "--positions", "4", "--reference", "given", "--quiet"],
         cwd=tmp_path)
     assert code == 2
-    lines = err.strip().splitlines()
+    # the fake data's labels are random: the shipped model is at chance on them (warned)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning: ")]
     assert len(lines) == 1 and "Traceback" not in err, err
     assert re.fullmatch(rf"nnjoules: error: {re.escape(str(run))}/[\w.-]+: cannot write "
                         r"\(File too large\); nothing was written", lines[0]), lines[0]

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="allowed top-1 drop from the dense reference [0.01 = 1 point]")
     p.add_argument("--energy-batch", type=int, default=None,
                    help=f"batch size N of the energy estimate [{PruneConfig().energy_batch}]")
+    p.add_argument("--bits", default=None,
+                   help="bit-widths of the energy estimate: all operands (8) or "
+                   "weights,ifmaps,ofmaps (8,8,16) [16]")
     p.add_argument("--hardware", default="eyeriss", help="energy model hardware [eyeriss]")
     p.add_argument("--data-dir", default=None,
                    help="folder of the Fashion-MNIST IDX files "
@@ -66,33 +69,37 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from nnjoules.commands.numbers import DEMO, bit_widths, check_numbers
     from nnjoules.data import fashion_mnist_splits
     from nnjoules.models.builtin import DEFAULT_MODEL, pretrained, pretrained_info
     from nnjoules.progress import wrote
     from nnjoules.prune.api import matched_reference, prune
     from nnjoules.prune.bars import bars
     from nnjoules.prune.energy import EnergyMeter
-    from nnjoules.prune.finetune import TrainConfig, check_device
+    from nnjoules.prune.finetune import TrainConfig, check_device, evaluate
     from nnjoules.prune.loop import _images
     from nnjoules.prune.masks import clone
     from nnjoules.prune.modelio import save_model
     from nnjoules.threads import apply_threads
 
     check_device(args.device)  # before any data is read or folder made
+    check_numbers(args, DEMO)
+    bits = bit_widths(args.bits)
     began = time.perf_counter()
     plan = QUICK if args.quick else FULL
     if args.rounds is not None:
         plan = replace(plan, rounds=args.rounds)
     splits = fashion_mnist_splits(args.data_dir, train_limit=plan.train_limit,
                                   val_limit=plan.val_limit, download=args.download)
-    base = PruneConfig(rounds=plan.rounds, seed=args.seed, accuracy_drop=args.accuracy_drop)
+    base = PruneConfig(rounds=plan.rounds, seed=args.seed, accuracy_drop=args.accuracy_drop,
+                       bits=bits)
     if args.energy_batch is not None:
         base = replace(base, energy_batch=args.energy_batch)
     ft = TrainConfig(epochs=plan.finetune_epochs)
     dense = pretrained(DEFAULT_MODEL)
     threads = apply_threads(args.threads, model=dense, input_shape=splits.input_shape)
     meter = EnergyMeter(_images(splits.train, base.density_images), hardware=args.hardware,
-                        batch=base.energy_batch, bits=base.bits, compression=base.compression)
+                        batch=base.energy_batch, bits=base.precision, compression=base.compression)
     report = meter.report(dense)
     report = replace(report, workload=replace(report.workload, name=DEFAULT_MODEL))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -101,6 +108,10 @@ def _run(args: argparse.Namespace) -> int:
                            "hardware": str(args.hardware), "energy_unit": report.unit.value,
                            "checkpoint": pretrained_info(DEFAULT_MODEL),
                            "threads": threads.to_dict()}
+    # on the demo's own splits, as the reference and the pruned models are
+    dense_acc = {"accuracy": evaluate(dense, splits.val, device=args.device),
+                 "test_accuracy": evaluate(dense, splits.test, device=args.device)}
+    out["dense"] = dense_acc
     sys.stdout.write(dense_table(report, splits.describe(), base.energy_batch))
     sys.stdout.flush()
     results = {}
@@ -122,8 +133,7 @@ def _run(args: argparse.Namespace) -> int:
                 reference_accuracy=ref["accuracy"], test_data=splits.test, device=args.device,
                 on_step=_printer(ui, method, report.total()),
                 progress=ui.batches)
-    dense_test = float(pretrained_info(DEFAULT_MODEL)["test_accuracy"])
-    table = comparison_table(report, dense_test, ref, results)
+    table = comparison_table(report, dense_acc, ref, results)
     sys.stdout.write(table)
     for method, result in results.items():
         path = args.out / f"{DEFAULT_MODEL}-{method}.pt"
@@ -168,37 +178,51 @@ def dense_table(report: Any, data: str, batch: int) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def comparison_table(report: Any, dense_test: float, ref: dict[str, Any],
+def comparison_table(report: Any, dense_acc: dict[str, float], ref: dict[str, Any],
                      results: dict[str, Any]) -> str:
     """Dense vs reference vs the two pruned models.
 
-    Both ratio columns read the same way: the energy of the model named in the header
+    ``dense_acc`` and ``ref`` hold ``accuracy`` (validation) and ``test_accuracy`` of the
+    shipped model and of the dense reference (``ref["epochs"]`` more epochs, named in its
+    row; its weights and energy are the dense model's, not measured again: ``-``). Both
+    ratio columns read the same way: the energy of the model named in the header
     divided by this row's energy, i.e. how many times less energy this row uses
     (below 1: more).
     """
     e_dense = report.total()
     mag = results["magnitude"].final.energy
-    head = (f"{'model':<22}{'val acc':>9}{'test acc':>10}{'non-zero w':>12}{'non-skip MACs':>15}"
-            f"{'energy':>13}{'dense/this':>12}{'magn./this':>12}")
+    head = (f"{'model':<26}{'val acc':>9}{'test acc':>10}{'non-zero w':>12}"
+            f"{'non-skip MACs':>15}{'energy':>13}{'dense/this':>12}{'magn./this':>12}")
+    ref_name = f"dense reference +{ref['epochs']:g} ep"
     rows = [head, "-" * len(head),
-            f"{'dense (shipped)':<22}{'':>9}{100 * dense_test:>9.2f}%"
+            f"{'dense (shipped)':<26}{_acc(dense_acc, 9)}"
             f"{report.nonzero_weights():>12,.0f}{report.nonskipped_macs():>15,.0f}"
             f"{e_dense:>13,.0f}{_times(e_dense, e_dense)}{_times(mag, e_dense)}",
-            f"{'dense reference':<22}{100 * ref['accuracy']:>8.2f}%"
-            f"{100 * ref.get('test_accuracy', float('nan')):>9.2f}%"
-            f"{'(+' + format(ref['epochs'], 'g') + ' epochs)':>42}"]
+            f"{ref_name:<26}{_acc(ref, 9)}{'-':>12}{'-':>15}{'-':>13}{'-':>12}{'-':>12}"]
     for method, result in results.items():
         f = result.final
-        rows.append(f"{method:<22}{100 * f.accuracy:>8.2f}%"
-                    f"{100 * result.extra['test_accuracy']:>9.2f}%{f.nonzero_weights:>12,}"
+        acc = {"accuracy": f.accuracy, "test_accuracy": result.extra["test_accuracy"]}
+        rows.append(f"{method:<26}{_acc(acc, 9)}{f.nonzero_weights:>12,}"
                     f"{f.nonskipped_macs:>15,.0f}{f.energy:>13,.0f}"
                     f"{_times(e_dense, f.energy)}{_times(mag, f.energy)}")
     budget = results["magnitude"].accuracy_floor
     rows.append(f"accuracy budget: validation >= {100 * budget:.2f}% (reference - "
                 f"{100 * (ref['accuracy'] - budget):.1f} point)")
+    rows.append(f"{ref_name}: the shipped model trained {ref['epochs']:g} more epochs (as "
+                "long as pruning may fine-tune); the budget counts from it")
     rows.append("dense/this, magn./this: energy of the dense (magnitude-pruned) model divided "
                 "by this row's: how many times less energy this row uses (below 1: more)")
     return "\n" + "\n".join(rows) + "\n"
+
+
+def _acc(acc: dict[str, Any], width: int) -> str:
+    """Validation and test accuracy (``-`` when unknown) in columns of ``width`` and
+    ``width + 1`` characters."""
+    cells = []
+    for key, w in (("accuracy", width), ("test_accuracy", width + 1)):
+        value = acc.get(key)
+        cells.append(f"{100 * value:>{w - 1}.2f}%" if value is not None else f"{'-':>{w}}")
+    return "".join(cells)
 
 
 def _times(reference: float, energy: float) -> str:

@@ -19,7 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nnjoules.commands.train import Given, add_data_options, command_line, load_splits
+from nnjoules.commands.prune_checks import check_prune_options, warn_small_pool
+from nnjoules.commands.train import (
+    Given,
+    add_data_options,
+    command_line,
+    load_splits,
+)
 from nnjoules.errors import InputError
 
 # Options that define a run: stored in the checkpoint, restored by --resume.
@@ -54,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_prune_options(p)
     add_data_options(p)
     p.add_argument("--json", type=Path, default=None, help="also write the result JSON here")
+    p.add_argument("--permanent", action="store_true",
+                   help="write model.pt with the masks folded into the weights (half the "
+                   "size; weight pruning keeps weight_orig and weight_mask otherwise)")
     p.set_defaults(run=_run)
 
 
@@ -111,7 +120,9 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     add("--hardware", default="eyeriss", help="energy model hardware [eyeriss]")
     add("--energy-batch", type=int, default=c.energy_batch,
         help=f"batch size N of the energy estimate [{c.energy_batch}]")
-    add("--bits", type=int, default=None, help="bit-width of the energy estimate [16]")
+    add("--bits", default=None,
+        help="bit-widths of the energy estimate: all operands (8) or weights,ifmaps,ofmaps "
+        "(8,8,16) [16]")
     from nnjoules.energy.cost import Compression, CompressionLevels, Gating
 
     add("--compression", choices=[v.value for v in Compression], default=c.compression,
@@ -149,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     from nnjoules.prune.runfolder import check_new_folder, read_manifest
 
     check_device(args.device)  # before any data is read or folder made
+    check_prune_options(args)
     init_distributed_from_env()
     stop = _stop_after(args.stop_after)
     if args.model is None:  # None as default tells an absent MODEL from a typed one
@@ -161,6 +173,8 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError(f"{folder / 'run.json'} was written by another version of "
                              f"nnjoules (its options lack {', '.join(missing)}); start a new run")
         _refuse_contradictions(args, opts, folder)
+        if (folder / "result.json").is_file() and (folder / "model.pt").is_file():
+            return _finished(folder, opts)
     else:
         if args.out is None:
             raise InputError("give --out DIR (the run folder) or --resume DIR")
@@ -170,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg, ft = configs(opts)  # validates budgets before any data is read
     data_args = argparse.Namespace(**{**vars(args), **{k: opts[k] for k in RUN_OPTIONS}})
     splits = load_splits(data_args)
+    warn_small_pool(len(splits.train), cfg)
     return run_prune(args, opts, cfg, ft, splits, folder, stop)
 
 
@@ -222,6 +237,10 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     name, model = resolve_trained(opts["model"])
     prunable_layers(model)  # a clear error before anything runs
     check_finite(model)
+    if cfg.granularity == "channel":
+        from nnjoules.prune.structure import check_channel_support
+
+        check_channel_support(model)  # before run.json is written
     from nnjoules.threads import apply_threads  # (thread policy: --threads, see threads.py)
 
     apply_threads(args.threads, model=model, input_shape=splits.input_shape)
@@ -246,6 +265,9 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
                 ui.label = "dense reference" if phase == "reference" else \
                     text.split(":")[0] + ": fine-tuning"
             ui.note(text)
+            if phase == "warning":  # shown even with --quiet
+                print(text, file=sys.stderr)
+                return
             if phase == "reference-done" and stop == "reference":
                 raise StopRequested("the dense reference")
 
@@ -262,7 +284,8 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
                            reference=opts["reference"], test_data=splits.test,
                            checkpoint_dir=folder, resume=resume, device=args.device,
                            on_step=on_step, progress=ui.batches, on_phase=on_phase,
-                           extra_state={"options": opts, "command": command_line()})
+                           extra_state={"options": opts, "command": command_line()},
+                           num_classes=splits.num_classes)
         except StopRequested as stopped:
             print(f"stopped after {stopped}; continue with `nnjoules prune --resume {folder}`")
             return 0
@@ -270,17 +293,39 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
         return 0
     model.to("cpu")
     meter.report(result.model).to_json(folder / "energy-pruned.json")
+    if args.permanent:
+        from nnjoules.prune.masks import make_permanent
+
+        make_permanent(result.model)
     save_model(folder / "model.pt", result.model, name=name, num_classes=splits.num_classes,
                in_channels=splits.input_shape[0],
                cuts=result.extra.get("cuts"),
                info={"method": cfg.method, "granularity": cfg.granularity,
                      "test_accuracy": result.extra.get("test_accuracy"),
                      "val_accuracy": result.final.accuracy,
-                     "energy_reduction": result.energy_reduction(), "run": ident})
+                     "energy_reduction": result.energy_reduction(), "run": ident,
+                     "masks": "folded in" if args.permanent else "kept"})
     result.to_json(folder / "result.json")
     if args.json is not None:
         result.to_json(args.json)
-    sys.stdout.write(summary(result))
+    sys.stdout.write(summary(result, cfg.energy_batch))
+    return 0
+
+
+def _finished(folder: Path, opts: dict[str, Any]) -> int:
+    """``--resume`` of a run that already finished: its summary again, nothing redone."""
+    import json
+
+    from nnjoules.prune.result import PruneResult
+
+    try:
+        result = PruneResult.from_dict(json.loads((folder / "result.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{folder / 'result.json'}: unreadable ({type(err).__name__}); "
+                         "start a new run") from None
+    print(f"{folder}: this run already finished; nothing to resume (its summary follows)",
+          file=sys.stderr)
+    sys.stdout.write(summary(result, int(opts["energy_batch"])))
     return 0
 
 
@@ -290,30 +335,41 @@ def _meter(splits: Any, cfg: Any, opts: dict[str, Any]) -> Any:
     from nnjoules.prune.loop import _images
 
     return EnergyMeter(_images(splits.train, cfg.density_images), hardware=opts["hardware"],
-                       batch=cfg.energy_batch, bits=cfg.bits, compression=cfg.compression,
+                       batch=cfg.energy_batch, bits=cfg.precision, compression=cfg.compression,
                        gating=cfg.gating, compression_levels=cfg.compression_levels)
 
 
-def summary(result: Any) -> str:
-    """A short plain-text summary of a `PruneResult`."""
+def summary(result: Any, energy_batch: int | None = None) -> str:
+    """A short plain-text summary of a `PruneResult`; weights counted against the dense
+    model (channel pruning shrinks it), energy at batch ``energy_batch``."""
     dense, final = result.dense, result.final
     test = result.extra.get("test_accuracy")
     ref = result.extra.get("reference", {})
+    stopped = result.stop_reason
+    if final.round == 0 and len(result.history) > 1:
+        stopped += "; no round met the accuracy budget, the model is unpruned"
+    dense_layers = {layer.name: layer.weights for layer in dense.layers}
+    batch = f" (batch {energy_batch})" if energy_batch is not None else ""
     lines = [
-        f"method            {result.method}  (stopped: {result.stop_reason})",
+        f"method            {result.method}  (stopped: {stopped})",
         f"reference         val {100 * result.reference_accuracy:.2f}%  "
         f"({ref.get('kind', '?')}, {ref.get('epochs', 0):g} extra epochs); "
         f"floor {100 * result.accuracy_floor:.2f}%",
         f"accuracy          val {100 * final.accuracy:.2f}%"
         + (f"  test {100 * test:.2f}%" if test is not None else ""),
-        f"non-zero weights  {final.nonzero_weights} of {final.weights} "
-        f"({100 * final.density:.1f}%)",
+        f"non-zero weights  {final.nonzero_weights:,} of {dense.weights:,} "
+        f"({_percent(final.nonzero_weights, dense.weights)} of the dense model)",
         f"non-skipped MACs  {final.nonskipped_macs:,.0f} (dense {dense.nonskipped_macs:,.0f})",
-        f"energy            {final.energy:,.0f} {result.energy_unit} (dense {dense.energy:,.0f}): "
-        f"{result.energy_reduction():.2f}x less",
-        "per layer (density, energy):  " + ", ".join(
-            f"{'='.join((layer.name, *layer.tied))} {100 * layer.density:.0f}% "
+        f"energy{batch:<12}{final.energy:,.0f} {result.energy_unit} "
+        f"(dense {dense.energy:,.0f}): {result.energy_reduction():.2f}x less",
+        "per layer (non-zero weights of dense, energy):  " + ", ".join(
+            f"{'='.join((layer.name, *layer.tied))} "
+            f"{_percent(layer.nonzero_weights, dense_layers.get(layer.name, layer.weights))} "
             f"{layer.energy:,.0f}"
             for layer in final.layers),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", type=Path, required=True,
                    help="model file to write (.pt) [required]")
     p.add_argument("--half", action="store_true", help="store the weights in float16")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file and its sidecar (run folders "
+                   "pruned from it record its SHA-256 and will refuse the new one)")
     add_data_options(p)
     p.set_defaults(run=_run)
 
@@ -108,14 +111,14 @@ def _run(args: argparse.Namespace) -> int:
         evaluate,
         init_distributed_from_env,
         is_main_rank,
+        near_chance,
         train,
     )
     from nnjoules.prune.modelio import save_model
     from nnjoules.threads import apply_threads
 
     check_device(args.device)  # before any data is read or file written
-    if args.out.suffix != ".pt":
-        raise InputError(f"{args.out}: the model file should end in .pt")
+    check_train_options(args)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, momentum=args.momentum,
                          weight_decay=args.weight_decay, batch_size=args.batch_size,
                          schedule="cosine")
@@ -132,8 +135,13 @@ def _run(args: argparse.Namespace) -> int:
               progress=ui.batches)
     seconds = time.perf_counter() - began
     val = evaluate(model, splits.val, device=args.device)
+    warning = near_chance(val, splits.num_classes, f"the trained {args.model}")
+    if warning and is_main_rank():
+        print(warning, file=sys.stderr)
     test = evaluate(model, splits.test, device=args.device)
-    info = {"command": command_line(), "dataset": splits.describe(), "epochs": args.epochs,
+    # --overwrite says nothing about the model: the recorded command is the same without it
+    recorded = command_line([a for a in sys.argv[1:] if a != "--overwrite"])
+    info = {"command": recorded, "dataset": splits.describe(), "epochs": args.epochs,
             "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
             "batch_size": args.batch_size, "schedule": "cosine", "seed": args.seed,
             "val_accuracy": val, "test_accuracy": test, "train_seconds": round(seconds, 1),
@@ -147,3 +155,24 @@ def _run(args: argparse.Namespace) -> int:
           f"after {args.epochs:g} epochs ({seconds:.0f} s)")
     print(f"wrote {args.out} (sha256 {digest[:16]}...) and {args.out}.json")
     return 0
+
+
+def check_train_options(args: argparse.Namespace) -> None:
+    """Refuse bad numbers and an ``--out`` that cannot (or may not) be written, before
+    any data is read.
+
+    Raises:
+        InputError: a number out of range (``--epochs 0: must be a positive number``);
+            ``--out`` not ``.pt``, a folder, in a missing or read-only folder, or an
+            existing file without ``--overwrite``.
+    """
+    from nnjoules.commands.common import check_output_file
+    from nnjoules.commands.numbers import TRAIN, check_numbers
+
+    check_numbers(args, TRAIN)
+    if args.out.suffix != ".pt":
+        raise InputError(f"--out {args.out}: the model file should end in .pt")
+    check_output_file(args.out, "--out")
+    if args.out.exists() and not args.overwrite:
+        raise InputError(f"--out {args.out}: exists (run folders pruned from it are tied to "
+                         "its SHA-256); give --overwrite to replace it, or another name")

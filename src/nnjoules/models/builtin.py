@@ -12,7 +12,8 @@ reports use. The default model, ``lenet5`` trained on Fashion-MNIST by
 and in docs/pruning.md), ships with the package; `pretrained` loads it after checking
 its SHA-256. It was made with
 
-    nnjoules train lenet5 --epochs 10 --seed 0 --out src/nnjoules/models/lenet5-fashion-mnist.pt
+    nnjoules train lenet5 --epochs 10 --seed 0 --overwrite --out \
+        src/nnjoules/models/lenet5-fashion-mnist.pt
 
 (validation 90.99 %, test 90.57 %; 251 KB, float32).
 """

@@ -31,7 +31,7 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
           device: Any = None, on_step: Callable[[StepRecord], Any] | None = None,
           progress: Callable[[int, int], None] | None = None,
           extra_state: dict[str, Any] | None = None,
-          on_phase: Phase | None = None) -> PruneResult:
+          on_phase: Phase | None = None, num_classes: int | None = None) -> PruneResult:
     """Prune ``model`` (in place) guided by the energy model; the `PruneResult`.
 
     Args:
@@ -60,7 +60,11 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         progress: called with (batches done, total) during each fine-tuning.
         extra_state: plain values saved in the checkpoint (the CLI stores its options).
         on_phase: called with (phase, message) as each long phase starts or ends:
-            ``"reference"``, ``"reference-done"``, ``"calibration"``, ``"round"``.
+            ``"reference"``, ``"reference-done"``, ``"calibration"``, ``"round"``, and
+            ``"warning"`` (a line for stderr).
+        num_classes: when given, a reference within 2 points of chance (1 /
+            ``num_classes``) is reported as a ``"warning"`` phase: every round would pass
+            a budget counted from it.
 
     Every file in ``checkpoint_dir`` is tied to this run (`run_identity`): a folder of
     another run, or a non-empty folder that is not a run folder, is refused; a kill in
@@ -88,6 +92,10 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
     prunable_layers(model)  # fail early on a model without prunable layer
     check_finite(model)  # and on NaN/Inf weights, before any training or fit
     pick_device(device)  # and on a device this machine lacks
+    if cfg.granularity == "channel":
+        from nnjoules.prune.structure import check_channel_support
+
+        check_channel_support(model)  # before the reference is trained
     phase = on_phase or _silent
     ident = None
     if folder is not None:
@@ -97,6 +105,12 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
             open_run(folder, ident, resume=resume)
     info = _reference(model, (train_data, val_data, test_data), cfg, ft, reference,
                       reference_accuracy, folder, ident, device, phase, progress)
+    if num_classes is not None:
+        from nnjoules.prune.finetune import near_chance
+
+        warning = near_chance(info["accuracy"], num_classes, "the dense reference")
+        if warning:
+            phase("warning", warning)
     pruner: Pruner | ChannelPruner
 
     def run_finetune(m: nn.Module) -> None:

@@ -50,6 +50,7 @@ from nnjoules.prune.rounds import Evaluate, Finetune, OnStep, RoundLoop
 from nnjoules.prune.structure import (
     ChannelGroup,
     channel_groups,
+    check_channel_support,
     remove_channels,
     shrink_workload,
 )
@@ -76,7 +77,8 @@ class ChannelPruner(RoundLoop):
         extra_state: plain values saved with every checkpoint.
 
     Raises:
-        InputError: the model has weight masks, or no channel group to prune.
+        InputError: the model has weight masks, a grouped (not depthwise) convolution
+            (`check_channel_support`), or no channel group to prune.
     """
 
     def __init__(self, model: nn.Module, calibration: Any, *, evaluate: Evaluate,
@@ -93,6 +95,7 @@ class ChannelPruner(RoundLoop):
         if any(name.endswith("weight_mask") for name, _ in model.named_buffers()):
             raise InputError("channel pruning needs a model without weight masks: make them "
                              "permanent first (nnjoules.prune.make_permanent)")
+        check_channel_support(model)  # before any image is drawn or energy estimated
         self.model = model
         self.dense = copy.deepcopy(model).cpu()  # what resume replays the cuts on
         fit = max(self.config.restore.samples, self.config.density_images)
@@ -103,7 +106,7 @@ class ChannelPruner(RoundLoop):
                              "linear layer feeds the output directly")
         self.meter = EnergyMeter(self.calibration[: self.config.density_images],
                                  hardware=hardware, batch=self.config.energy_batch,
-                                 bits=self.config.bits, compression=self.config.compression,
+                                 bits=self.config.precision, compression=self.config.compression,
                                  gating=self.config.gating,
                                  compression_levels=self.config.compression_levels)
         self.cuts: list[Cuts] = []  # per accepted round

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnjoules.errors import InputError
+
+if TYPE_CHECKING:
+    from nnjoules.energy.workload import Precision
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,9 @@ class RestoreConfig:
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.positions < 1 or self.restore_steps < 1 or self.chunk < 1:
-            raise InputError("samples, positions, restore_steps and chunk must be positive")
+            bad = next(n for n in ("samples", "positions", "restore_steps", "chunk")
+                       if getattr(self, n) < 1)
+            raise InputError(f"restore {bad} must be a positive integer, got {getattr(self, bad)}")
         if not 0 <= self.error_share <= 1:
             raise InputError(f"error_share must lie in [0, 1], got {self.error_share}")
         if not (self.ridge > 0 and math.isfinite(self.ridge)):
@@ -119,7 +124,8 @@ class PruneConfig:
             reused across a batch, as an accelerator runs; at 1 the DRAM traffic of FC
             weights dominates small CNNs).
         density_images: images on which activation densities are measured.
-        bits: bit-width for the energy estimate (None: 16).
+        bits: bit-width for the energy estimate (None: 16): one for every operand, or
+            (weights, ifmaps, ofmaps); a list is stored as a tuple.
         compression: DRAM compression of zeros for the energy estimate.
         gating: which zeros skip a MAC in the energy estimate (`nnjoules.energy.cost.Gating`).
         compression_levels: which moves carry compressed data in the energy estimate
@@ -147,7 +153,7 @@ class PruneConfig:
     min_density: float = 0.01
     energy_batch: int = 16
     density_images: int = 64
-    bits: int | None = None
+    bits: int | tuple[int, ...] | list[int] | None = None  # a list becomes a tuple
     compression: str = "significance-map"
     gating: str = "either"
     compression_levels: str = "dram"
@@ -177,8 +183,11 @@ class PruneConfig:
         if self.energy_target is not None and not 0 < self.energy_target <= 1:
             raise InputError(f"energy target must lie in (0, 1] (a fraction of the dense "
                              f"energy), got {self.energy_target}")
-        if self.rounds < 1 or self.max_failures < 0:
-            raise InputError("rounds must be positive and max_failures non-negative")
+        if self.rounds < 1:
+            raise InputError(f"rounds must be a positive integer, got {self.rounds}")
+        if self.max_failures < 0:
+            raise InputError(f"max_failures must be a non-negative integer, got "
+                             f"{self.max_failures}")
         if not 0 < self.rate < 1:
             raise InputError(f"rate must lie in (0, 1), got {self.rate}")
         if not 0 < self.backoff < 1:
@@ -189,17 +198,27 @@ class PruneConfig:
             raise InputError(f"min_density must lie in [0, 1), got {self.min_density}")
         if not 0 <= self.probe_drop <= 1:
             raise InputError(f"probe_drop must lie in [0, 1], got {self.probe_drop}")
-        if self.probe_images < 1 or self.probe_tries < 1:
-            raise InputError("probe_images and probe_tries must be positive")
+        for name in ("probe_images", "probe_tries", "energy_batch", "density_images"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be a positive integer, got "
+                                 f"{getattr(self, name)}")
         if not self.rate <= self.max_rate < 1:
             raise InputError(f"max_rate must lie in [rate, 1), got {self.max_rate}")
-        if self.energy_batch < 1 or self.density_images < 1:
-            raise InputError("energy_batch and density_images must be positive")
+        object.__setattr__(self, "bits", _bits(self.bits))
         from nnjoules.energy.cost import Compression, CompressionLevels, Gating, parse_rule
 
         parse_rule(Compression, self.compression, "compression")
         parse_rule(Gating, self.gating, "gating")
         parse_rule(CompressionLevels, self.compression_levels, "compression levels")
+
+    @property
+    def precision(self) -> int | Precision | None:
+        """``bits`` as `nnjoules.estimate` takes it (an int or a `Precision`)."""
+        if isinstance(self.bits, (tuple, list)):  # a tuple once checked
+            from nnjoules.energy.workload import Precision
+
+            return Precision(*self.bits)
+        return self.bits
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for checkpoints and JSON)."""
@@ -215,3 +234,16 @@ class PruneConfig:
         except TypeError as err:  # a field this version does not know
             raise InputError(f"the configuration was written by another version of "
                              f"nnjoules ({err})") from None
+
+
+def _bits(bits: Any) -> int | tuple[int, int, int] | None:
+    """``bits`` checked: None, an int in [1, 64], or three of them (weights, ifmaps,
+    ofmaps; a list from JSON becomes a tuple)."""
+    values = list(bits) if isinstance(bits, (list, tuple)) else [bits]
+    if bits is None:
+        return None
+    if len(values) not in (1, 3) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64 for v in values):
+        raise InputError(f"bits must be an integer in [1, 64] or three of them (weights, "
+                         f"ifmaps, ofmaps), got {bits!r}")
+    return values[0] if len(values) == 1 else (values[0], values[1], values[2])

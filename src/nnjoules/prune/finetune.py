@@ -187,6 +187,23 @@ def _restore(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, state: di
     return float(state["loss_sum"]), int(state["batches_done"])
 
 
+CHANCE_MARGIN = 0.02  # within 2 points of 1/classes: the model has learnt ~nothing
+
+
+def near_chance(accuracy: float, num_classes: int, what: str) -> str | None:
+    """A one-line warning when ``accuracy`` (top-1 in [0, 1]) is at most 2 points above
+    chance (1 / ``num_classes``); None otherwise.
+
+    >>> near_chance(0.5, 10, "the model") is None
+    True
+    """
+    chance = 1 / num_classes if num_classes > 0 else 0.0
+    if accuracy > chance + CHANCE_MARGIN:
+        return None
+    return (f"warning: {what} has {100 * accuracy:.2f}% accuracy, within 2 points of chance "
+            f"({100 * chance:.2f}% for {num_classes} classes): it has barely learnt")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 1000,
              device: str | torch.device | None = None) -> float:

@@ -94,7 +94,7 @@ class Pruner(RoundLoop):
         self.probe = pool[fit:] if len(pool) > fit else pool
         self.layer_rates = dict.fromkeys(self.names, self.config.rate)
         self.meter = EnergyMeter(pool[: self.config.density_images], hardware=hardware,
-                                 batch=self.config.energy_batch, bits=self.config.bits,
+                                 batch=self.config.energy_batch, bits=self.config.precision,
                                  compression=self.config.compression,
                                  gating=self.config.gating,
                                  compression_levels=self.config.compression_levels)

@@ -122,6 +122,19 @@ class PruneResult:
             **self.extra,
         }
 
+    @staticmethod
+    def from_dict(data: dict[str, Any], model: Any = None) -> PruneResult:
+        """Inverse of `to_dict` (the model is not in it: ``model``, None by default)."""
+        known = ("method", "stop_reason", "energy_unit", "reference_accuracy",
+                 "accuracy_floor", "energy_target", "final", "history")
+        return PruneResult(model=model, method=data["method"],
+                           history=tuple(StepRecord.from_dict(r) for r in data["history"]),
+                           reference_accuracy=data["reference_accuracy"],
+                           accuracy_floor=data["accuracy_floor"],
+                           energy_target=data["energy_target"],
+                           stop_reason=data["stop_reason"], energy_unit=data["energy_unit"],
+                           extra={k: v for k, v in data.items() if k not in known})
+
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON text; written atomically to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2)

@@ -74,6 +74,26 @@ class ChannelGroup:
         return tuple(c for c in self.coupled if c.side == "in")
 
 
+def check_channel_support(model: nn.Module) -> None:
+    """Refuse a model with a convolution channel pruning cannot cut: grouped but not
+    depthwise (1 < groups, not in = out = groups). Torch-Pruning removes its channels
+    without keeping every group the same size, and the model would no longer run.
+
+    Raises:
+        InputError: ``channel pruning does not support grouped convolution conv2
+            (groups=2, 8 -> 16 channels); ...``.
+    """
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Conv2d) or module.groups == 1:
+            continue
+        if module.in_channels == module.out_channels == module.groups:
+            continue  # depthwise: one channel per group, cut whole groups
+        raise InputError(f"channel pruning does not support grouped convolution {name} "
+                         f"(groups={module.groups}, {module.in_channels} -> "
+                         f"{module.out_channels} channels): only groups=1 and depthwise "
+                         "(groups = in = out channels); use --granularity weight")
+
+
 def _graph(model: nn.Module, example_inputs: Tensor) -> Any:
     import torch_pruning as tp
 
