@@ -79,7 +79,7 @@ def test_bad_input_names_what_is_wrong(argv, code, message, capsys):
 
 def test_bad_hardware_field_names_file_and_field(tmp_path, capsys):
     from nnjoules.energy.hardware import eyeriss
-    from nnjoules.energy.hardware_io import dump_hardware
+    from nnjoules.energy.hardware.loading import dump_hardware
 
     bad = tmp_path / "chip.yaml"
 
@@ -92,7 +92,7 @@ def test_bad_hardware_field_names_file_and_field(tmp_path, capsys):
 
 def test_unmappable_layer_exits_1_naming_layer_and_constraint(tmp_path, capsys):
     from nnjoules.energy.hardware import eyeriss
-    from nnjoules.energy.hardware_io import dump_hardware
+    from nnjoules.energy.hardware.loading import dump_hardware
 
     small = tmp_path / "small.yaml"
     dump_hardware(eyeriss(), small)

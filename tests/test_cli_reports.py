@@ -9,8 +9,8 @@ import pytest
 
 from nnjoules.cli import main
 from nnjoules.energy.hardware import eyeriss
-from nnjoules.energy.hardware_io import hardware_to_dict
-from nnjoules.energy.table import si
+from nnjoules.energy.hardware.loading import hardware_to_dict
+from nnjoules.report.table import si
 
 TINY = ["fuzz_models:tiny", "--input-shape", "2,4"]  # Linear(4,3) - ReLU - Linear(3,2)
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from nnjoules.cli import main
-from nnjoules.energy.compare import compare
 from nnjoules.energy.cost import Compression
 from nnjoules.energy.estimate import estimate_workload
 from nnjoules.energy.hardware import PEArray, eyeriss, eyeriss_isca2016
-from nnjoules.energy.hardware_io import load_hardware
-from nnjoules.energy.summary import Totals
+from nnjoules.energy.hardware.loading import load_hardware
+from nnjoules.energy.results import Totals
 from nnjoules.energy.sweep import parse_settings, sweep
 from nnjoules.energy.workload import Precision
 from nnjoules.errors import InputError
+from nnjoules.report.compare import compare
 from toy_reports import toy_report, toy_workload
 
 ROOT = Path(__file__).resolve().parents[1]

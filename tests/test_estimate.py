@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nnjoules
-from nnjoules.energy.access import count_accesses
 from nnjoules.energy.cost import Compression, Gating, energy_of, expected_rlc_pairs
-from nnjoules.energy.dataflow import Mapping
+from nnjoules.energy.dataflows.row_stationary.access import count_accesses
+from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
 from nnjoules.energy.hardware import Level, eyeriss
 from nnjoules.energy.workload import Density, Layer, LayerKind, Operand, Precision, Workload
 from nnjoules.errors import InputError

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from nnjoules.energy import hardware_io
 from nnjoules.energy.hardware import (
     PRESETS,
     AccessCost,
@@ -25,7 +24,8 @@ from nnjoules.energy.hardware import (
     eyeriss,
     eyeriss_isca2016,
 )
-from nnjoules.energy.hardware_io import (
+from nnjoules.energy.hardware import loading as hardware_io
+from nnjoules.energy.hardware.loading import (
     dump_hardware,
     hardware_from_dict,
     hardware_to_dict,
@@ -475,9 +475,9 @@ def test_bounds_hold_for_hardware_built_in_python() -> None:
 
 def test_a_non_finite_energy_is_never_reported() -> None:
     # validation is bypassed here, as a later rule or a subclass might: cost.py still refuses
-    from nnjoules.energy.access import count_accesses
     from nnjoules.energy.cost import Compression, energy_of
-    from nnjoules.energy.dataflow import Mapping
+    from nnjoules.energy.dataflows.row_stationary.access import count_accesses
+    from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
     from nnjoules.energy.workload import Layer, LayerKind
 
     hw = eyeriss()

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnjoules.energy.access import AccessCounts, count_accesses
-from nnjoules.energy.dataflow import Mapping, violations
+from nnjoules.energy.counts import AccessCounts
+from nnjoules.energy.dataflows.row_stationary.access import count_accesses
+from nnjoules.energy.dataflows.row_stationary.mapping import Mapping, violations
 from nnjoules.energy.hardware import (
     LEVELS,
     OPERANDS,

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnjoules.energy.access import count_accesses
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of
-from nnjoules.energy.dataflow import Mapping
+from nnjoules.energy.dataflows.row_stationary.access import count_accesses
+from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
 from nnjoules.energy.hardware import Level
 from nnjoules.energy.workload import Density, Layer, Operand
 from oracle.rs_simulator import zero_events

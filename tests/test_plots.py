@@ -14,16 +14,16 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from PIL import Image
 
-from nnjoules.energy.compare import compare
-from nnjoules.energy.hardware_io import load_hardware
-from nnjoules.energy.plots import (
+from nnjoules.energy.hardware.loading import load_hardware
+from nnjoules.errors import InputError
+from nnjoules.report.compare import compare
+from nnjoules.report.plots import (
     KINDS,
     figure_bytes,
     plot_report,
     save_figure,
     save_report_plots,
 )
-from nnjoules.errors import InputError
 from toy_reports import toy_report
 
 ROOT = Path(__file__).resolve().parents[1]

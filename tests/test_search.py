@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnjoules.energy.access import compulsory_dram, count_accesses
 from nnjoules.energy.cost import Compression, energy_of
-from nnjoules.energy.dataflow import Mapping, ceil_div, violations
+from nnjoules.energy.dataflows.row_stationary.access import compulsory_dram, count_accesses
+from nnjoules.energy.dataflows.row_stationary.mapping import Mapping, ceil_div, violations
+from nnjoules.energy.dataflows.row_stationary.search import best_mapping
 from nnjoules.energy.hardware import (
     AccessCost,
     GlobalBuffer,
@@ -22,7 +23,6 @@ from nnjoules.energy.hardware import (
     eyeriss,
     eyeriss_isca2016,
 )
-from nnjoules.energy.search import best_mapping
 from nnjoules.energy.workload import Density, Layer, LayerKind, Operand, Precision
 from nnjoules.errors import MappingError
 

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 import nnjoules
-from nnjoules.energy.table import shorten_middle, table_width
 from nnjoules.energy.workload import Precision, Workload
+from nnjoules.report.table import shorten_middle, table_width
 
 HEADERS = ["layer", "kind", "shape", "MACs", "non-skipped", "energy", "%", "DRAM", "GLB",
            "array", "RF", "MAC", "E/MAC", "mapping m n e p q r t"]
@@ -140,7 +140,7 @@ def test_default_width_is_columns_then_100_when_not_a_terminal(monkeypatch):
     assert max(len(line) for line in long_names_report().to_table().splitlines()) <= 70
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     piped = subprocess.run(  # stdout is a pipe: not a terminal
-        [sys.executable, "-c", "from nnjoules.energy.table import table_width; "
+        [sys.executable, "-c", "from nnjoules.report.table import table_width; "
          "print(table_width())"], env=env, capture_output=True, text=True, check=True)
     assert piped.stdout.strip() == "100"
     assert table_width(10) == 40  # narrower widths are taken as the minimum
@@ -153,8 +153,8 @@ def test_shorten_middle_keeps_a_third_of_the_start_and_the_rest_of_the_end():
 
 
 def test_compare_and_sweep_tables_fit_too():
-    from nnjoules.energy.compare import compare
     from nnjoules.energy.sweep import sweep
+    from nnjoules.report.compare import compare
 
     small, long = small_report(), long_names_report()
     result = compare([small, long], ["small", "long"])

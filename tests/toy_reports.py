@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from nnjoules.energy.estimate import estimate_workload
 from nnjoules.energy.hardware import Hardware, eyeriss
-from nnjoules.energy.report import EnergyReport
 from nnjoules.energy.workload import (
     Density,
     Layer,
@@ -12,6 +11,7 @@ from nnjoules.energy.workload import (
     UnmodelledOp,
     Workload,
 )
+from nnjoules.report.energy_report import EnergyReport
 
 
 def toy_workload(name: str = "toy", *, scale: int = 1) -> Workload:

@@ -59,8 +59,8 @@ from networks import (  # noqa: E402
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating  # noqa: E402
 from nnjoules.energy.estimate import estimate_workload  # noqa: E402
 from nnjoules.energy.hardware import eyeriss  # noqa: E402
-from nnjoules.energy.report import EnergyReport  # noqa: E402
 from nnjoules.energy.workload import Density, LayerKind, Workload  # noqa: E402
+from nnjoules.report.energy_report import EnergyReport  # noqa: E402
 
 # ------------------------------------------------------------------------- workloads
 

@@ -49,18 +49,18 @@ try:  # pragma: no cover - the benchmark may run from a source tree
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(REPO / "src"))
 
-from nnjoules.energy.access import AccessCounts  # noqa: E402
 from nnjoules.energy.cost import (  # noqa: E402
     Compression,
     CompressionLevels,
     Gating,
     dram_bits_per_value,
 )
-from nnjoules.energy.dataflow import ceil_div  # noqa: E402
+from nnjoules.energy.counts import AccessCounts  # noqa: E402
+from nnjoules.energy.dataflows.row_stationary.mapping import ceil_div  # noqa: E402
 from nnjoules.energy.estimate import estimate_workload  # noqa: E402
 from nnjoules.energy.hardware import Hardware, Level  # noqa: E402
-from nnjoules.energy.hardware_io import load_hardware  # noqa: E402
-from nnjoules.energy.report import LayerEstimate  # noqa: E402
+from nnjoules.energy.hardware.loading import load_hardware  # noqa: E402
+from nnjoules.energy.results import LayerEstimate  # noqa: E402
 from nnjoules.energy.workload import (  # noqa: E402
     Density,
     Layer,

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from nnjoules import __version__
+    from nnjoules.version import __version__
 
     parser = _OneLineErrors(prog="nnjoules", description=(
         "Estimate where a neural network's energy goes on an Eyeriss-like accelerator."))

@@ -1,8 +1,10 @@
 """A naive row-stationary simulator: the independent oracle for `count_accesses`.
 
-It *executes* the schedule of :mod:`nnjoules.energy.dataflow` on a tiny layer, value by
+It *executes* the schedule of :mod:`nnjoules.energy.dataflows.row_stationary.mapping` on a
+tiny layer, value by
 value, and counts one event for every value that moves. Nothing here uses the closed-form
-totals of :mod:`nnjoules.energy.access`: the tiles (batch chunks, ofmap-row strips, filter
+totals of :mod:`nnjoules.energy.dataflows.row_stationary.access`: the tiles (batch chunks,
+ofmap-row strips, filter
 groups / passes / chunks, channel sets / passes) are built as explicit lists of indices and
 every count is the number of times a loop body ran.
 
@@ -39,8 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from nnjoules.energy.access import AccessCounts
-from nnjoules.energy.dataflow import Mapping
+from nnjoules.energy.counts import AccessCounts
+from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
 from nnjoules.energy.hardware import Level
 from nnjoules.energy.workload import Layer, Operand
 

@@ -17,7 +17,7 @@ from nnjoules.commands import common
 from nnjoules.errors import InputError
 
 if TYPE_CHECKING:
-    from nnjoules.energy.report import EnergyReport
+    from nnjoules.report.energy_report import EnergyReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -43,12 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from nnjoules.energy.compare import compare
     from nnjoules.energy.cost import Compression, CompressionLevels, Gating
     from nnjoules.energy.estimate import estimate_workload
-    from nnjoules.energy.hardware_io import load_hardware
-    from nnjoules.energy.plots import save_figure
+    from nnjoules.energy.hardware.loading import load_hardware
     from nnjoules.progress import display_name, layer_progress, wrote
+    from nnjoules.report.compare import compare
+    from nnjoules.report.plots import save_figure
 
     hardware_names = args.hardware or ["eyeriss"]
     if len(args.models) * len(hardware_names) < 2:
@@ -97,7 +97,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 def _labels(reports: list[EnergyReport], hardware_args: list[str], per_model: int) -> list[str]:
     """Network names, hardware names (or the --hardware text when names repeat), or both."""
-    from nnjoules.energy.compare import default_labels
+    from nnjoules.report.compare import default_labels
 
     names = [r.hardware.name for r in reports[:per_model]]
     hw_labels = names if len(set(names)) == len(names) else hardware_args

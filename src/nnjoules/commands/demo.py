@@ -164,7 +164,7 @@ def _printer(ui: Any, method: str, dense_energy: float) -> Any:
 
 def dense_table(report: Any, data: str, batch: int) -> str:
     """Where the dense model's energy goes, per layer."""
-    from nnjoules.energy.table import bits_text
+    from nnjoules.report.table import bits_text
 
     total = report.total()
     lines = [f"LeNet-5 on {data}", f"energy on {report.hardware.name} (batch {batch}, "

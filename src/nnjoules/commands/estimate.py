@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _run_estimate(args: argparse.Namespace) -> int:
     from nnjoules.commands.common import check_output_file, check_output_folder
     from nnjoules.energy.estimate import estimate
-    from nnjoules.energy.hardware_io import load_hardware
+    from nnjoules.energy.hardware.loading import load_hardware
     from nnjoules.models import load_model
     from nnjoules.progress import display_name, layer_progress, wrote
 
@@ -82,7 +82,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
             write(path)
             wrote(path)
     if args.plot is not None:
-        from nnjoules.energy.plots import save_report_plots
+        from nnjoules.report.plots import save_report_plots
 
         for path in save_report_plots(report, args.plot):
             wrote(path)

@@ -60,10 +60,10 @@ def _jobs(text: str) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from nnjoules.energy.hardware_io import load_hardware
-    from nnjoules.energy.plots import save_figure
+    from nnjoules.energy.hardware.loading import load_hardware
     from nnjoules.energy.sweep import parse_settings, sweep
     from nnjoules.progress import display_name, wrote
+    from nnjoules.report.plots import save_figure
 
     grid = parse_settings(args.settings)  # bad input fails before the model is loaded
     for option, value, swept in (("--bits", args.bits, ("bits", "weight_bits", "ifmap_bits",

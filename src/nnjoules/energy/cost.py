@@ -35,7 +35,7 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from typing import TypeVar
 
-from nnjoules.energy.access import AccessCounts
+from nnjoules.energy.counts import AccessCounts
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware, Level
 from nnjoules.energy.workload import Layer, Operand
 from nnjoules.errors import InputError
@@ -161,7 +161,8 @@ def dram_bits_per_value(layer: Layer, operand: Operand, compression: Compression
 class CompressionLevels(enum.StrEnum):
     """Which moves between levels carry compressed weights and ifmaps.
 
-    A counted access at a level is a move out of it (module `nnjoules.energy.access`):
+    A counted access at a level is a move out of it (see
+    `nnjoules.energy.counts`):
     ``dram`` compresses DRAM reads and writes only (Eyeriss v1, the analytical tool);
     ``dram,glb`` also GLB reads; ``all`` also the inter-PE array (every move of a chunk
     between two levels, the authors' simulator as described in reference/energy-model.md
@@ -287,8 +288,8 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
     and writes its ofmap back (200); the ifmap passes the GLB (6); both cross the array
     (2 x 2) into the RF, where the MAC reads them (2 x 1); the MAC costs 1.
 
-    >>> from nnjoules.energy.access import count_accesses
-    >>> from nnjoules.energy.dataflow import Mapping
+    >>> from nnjoules.energy.dataflows.row_stationary.access import count_accesses
+    >>> from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
     >>> from nnjoules.energy.hardware import eyeriss
     >>> from nnjoules.energy.workload import LayerKind
     >>> one = Layer("one", LayerKind.FC, N=1, M=1, C=1, H=1, W=1, R=1, S=1, E=1, F=1)

@@ -7,14 +7,14 @@ from collections.abc import Mapping as MappingABC
 from pathlib import Path
 from typing import Any
 
-from nnjoules.energy.access import count_accesses
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of, parse_rule
-from nnjoules.energy.dataflow import Mapping
+from nnjoules.energy.dataflows import DEFAULT_DATAFLOW, get_dataflow
+from nnjoules.energy.dataflows.base import Dataflow, DataflowMapping, lower_to_fc
 from nnjoules.energy.hardware import Hardware
-from nnjoules.energy.report import EnergyReport, LayerEstimate
-from nnjoules.energy.search import best_mapping, lower_to_fc
+from nnjoules.energy.results import LayerEstimate
 from nnjoules.energy.workload import Density, Layer, Precision, Workload
 from nnjoules.errors import InputError
+from nnjoules.report.energy_report import EnergyReport
 
 ModelLike = Any  # nn.Module | str | Path | Workload (torch is imported only when needed)
 
@@ -27,6 +27,7 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
              compression_levels: CompressionLevels | str = CompressionLevels.DRAM,
              densities: MappingABC[str, Density | MappingABC[str, float]] | None = None,
              measure_density: bool = True, name: str | None = None, seed: int = 0,
+             dataflow: str | Dataflow = DEFAULT_DATAFLOW,
              progress: Callable[[Layer], None] | None = None) -> EnergyReport:
     """Estimate the energy of running ``model`` on ``hardware``.
 
@@ -61,18 +62,22 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
         name: the network's name in the report.
         seed: seed of the inputs generated when no ``example_inputs`` are given
             (standard normal, from ``torch.Generator().manual_seed(seed)``).
+        dataflow: the dataflow's name (see `nnjoules.energy.dataflows.DATAFLOWS`) or a
+            `Dataflow` plug-in; default ``"row-stationary"``.
         progress: called with each layer before it is mapped (for progress bars).
 
     Returns:
         The `EnergyReport`.
 
     Raises:
-        InputError: bad options or a model that cannot be read.
+        InputError: bad options (an unknown dataflow among them) or a model that cannot
+            be read.
         MappingError: a layer fits no legal mapping on the hardware.
     """
-    from nnjoules.energy.hardware_io import load_hardware
+    from nnjoules.energy.hardware.loading import load_hardware
 
     hw = load_hardware(hardware)
+    flow = get_dataflow(dataflow)
     compression = parse_rule(Compression, compression, "compression")
     gating = parse_rule(Gating, gating, "gating")
     levels = parse_rule(CompressionLevels, compression_levels, "compression levels")
@@ -85,37 +90,44 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
     if densities:
         workload = workload.with_densities(_densities(workload, densities))
     return estimate_workload(workload, hw, compression=compression, gating=gating,
-                             compression_levels=levels, progress=progress)
+                             compression_levels=levels, dataflow=flow, progress=progress)
 
 
 def estimate_workload(workload: Workload, hw: Hardware, *,
                       compression: Compression = Compression.SIGNIFICANCE_MAP,
                       gating: Gating = Gating.EITHER,
                       compression_levels: CompressionLevels = CompressionLevels.DRAM,
+                      dataflow: str | Dataflow = DEFAULT_DATAFLOW,
                       progress: Callable[[Layer], None] | None = None) -> EnergyReport:
-    """Map, count and cost every layer of ``workload`` on ``hw``."""
+    """Map, count and cost every layer of ``workload`` on ``hw`` under ``dataflow``.
+
+    Raises:
+        InputError: an unknown dataflow name.
+        MappingError: a layer fits no legal mapping on the hardware.
+    """
+    flow = get_dataflow(dataflow)
     results = []
     # Repeated blocks (ViT's encoder layers, ResNet's bottlenecks) often repeat a layer
     # exactly; the search depends on nothing but these, so it runs once for each.
-    searched: dict[tuple[object, ...], tuple[Mapping, bool]] = {}
+    searched: dict[tuple[object, ...], tuple[DataflowMapping, bool]] = {}
     for layer in workload.layers:
         if progress is not None:
             progress(layer)
         key = (layer.shape_key, layer.density)
         if key not in searched:
-            found = best_mapping(layer, hw, compression, gating, compression_levels)
+            found = flow.best_mapping(layer, hw, compression, gating, compression_levels)
             searched[key] = (found.mapping, found.mapped is not layer)
         mapping, lowered = searched[key]
         mapped = lower_to_fc(layer) if lowered else layer
         assert mapped is not None  # lowered only when lower_to_fc applies
-        counts = count_accesses(mapped, mapping)
+        counts = flow.count_accesses(mapped, mapping)
         results.append(LayerEstimate(
             layer=layer, mapping=mapping, counts=counts,
             energy=energy_of(counts, mapped, hw, compression, gating, compression_levels),
             mapped_as=mapped if lowered else None))
     return EnergyReport(workload=workload, hardware=hw, compression=compression,
                         layers=tuple(results), gating=gating,
-                        compression_levels=compression_levels)
+                        compression_levels=compression_levels, dataflow=flow.name)
 
 
 def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,

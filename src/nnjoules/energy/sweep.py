@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating, parse_rule
 from nnjoules.energy.hardware import Hardware
-from nnjoules.energy.summary import Totals
+from nnjoules.energy.results import Totals
 from nnjoules.energy.sweep_params import PARAMETERS as PARAMETERS
 from nnjoules.energy.sweep_params import (
     apply_hardware,
@@ -54,7 +54,7 @@ from nnjoules.energy.workload import Workload
 from nnjoules.errors import InputError, MappingError
 
 if TYPE_CHECKING:
-    from nnjoules.energy.sweep_result import Sweep
+    from nnjoules.report.sweep import Sweep
 
 __all__ = ["PARAMETERS", "PointOutcome", "PointTask", "evaluate_point", "format_value",
            "parse_settings", "run_points", "sweep"]
@@ -130,8 +130,8 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
         InputError: a bad parameter, value, hardware, or ``batch`` swept over a fixed
             `Workload`.
     """
-    from nnjoules.energy.hardware_io import load_hardware
-    from nnjoules.energy.sweep_result import Sweep, SweepPoint
+    from nnjoules.energy.hardware.loading import load_hardware
+    from nnjoules.report.sweep import Sweep, SweepPoint
 
     if jobs < 1:
         raise InputError(f"jobs must be a positive integer, got {jobs!r}")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nnjoules.energy.cost import Compression
-from nnjoules.energy.hardware import (  # noqa: F401  (eyeriss: doctest)
+from nnjoules.energy.hardware.spec import (  # noqa: F401  (eyeriss: doctest)
     MAX_ENERGY,
     MAX_PES,
     MAX_SIZE_BYTES,

@@ -185,7 +185,7 @@ class ChannelPruner(RoundLoop):
                   rate: float) -> dict[str, int]:
         """Channels per group: highest energy saved per output error first (module
         docstring, step 3)."""
-        from nnjoules.energy.hardware_io import load_hardware
+        from nnjoules.energy.hardware.loading import load_hardware
 
         report = self.meter.report(self.model)
         hw = load_hardware(self.meter.hardware)

@@ -15,8 +15,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from nnjoules.energy.report import EnergyReport
 from nnjoules.energy.workload import Density, Workload
+from nnjoules.report.energy_report import EnergyReport
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ def resolve_trained(spec: str) -> tuple[str, nn.Module]:
                              f"`nnjoules train {spec} --out {spec}.pt` and pass {spec}.pt")
         return spec, pretrained(spec)
     if ":" in spec:
-        from nnjoules.models import load_model
+        from nnjoules.models.loading import load_model
 
         loaded = load_model(spec)
         if not isinstance(loaded.model, nn.Module):

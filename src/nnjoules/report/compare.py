@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnjoules.energy.summary import Totals, rows_to_csv, write_text
-from nnjoules.energy.table import Column, render_table, si
+from nnjoules.energy.results import Totals
 from nnjoules.errors import InputError
+from nnjoules.report.summary import rows_to_csv, write_text
+from nnjoules.report.table import Column, render_table, si
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from nnjoules.energy.report import EnergyReport
+    from nnjoules.energy.results import NetworkEstimate
 
 SCHEMA_VERSION = 1
 RATIO_KEYS = ("weights", "nonzero_weights", "macs", "nonskipped_macs", "energy")
@@ -47,7 +48,7 @@ class Comparison:
     """
 
     labels: tuple[str, ...]
-    reports: tuple[EnergyReport, ...]
+    reports: tuple[NetworkEstimate, ...]
 
     def __post_init__(self) -> None:
         if not self.reports:
@@ -101,7 +102,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the rows, plus each entry's full report."""
-        from nnjoules import __version__
+        from nnjoules.version import __version__
 
         return {"schema_version": SCHEMA_VERSION, "kind": "comparison",
                 "nnjoules_version": __version__, "unit": self.unit,
@@ -121,7 +122,7 @@ class Comparison:
 
         Args:
             width: most characters per line; default the terminal's (see
-                `nnjoules.energy.table`). Columns that do not fit are left out and named.
+                `nnjoules.report.table`). Columns that do not fit are left out and named.
         """
         rows = self.rows()
 
@@ -145,13 +146,13 @@ class Comparison:
 
     def plot(self) -> Figure:
         """Ratios of weights, MACs and energy to the first entry; energy by operand and level."""
-        from nnjoules.energy.plots import plot_comparison
+        from nnjoules.report.plots import plot_comparison
 
         return plot_comparison(self.labels, self.totals(),
                                word_bits=self.reports[0].hardware.word_bits)
 
 
-def compare(reports: Sequence[EnergyReport], labels: Sequence[str] | None = None) -> Comparison:
+def compare(reports: Sequence[NetworkEstimate], labels: Sequence[str] | None = None) -> Comparison:
     """Put ``reports`` side by side; the first is the baseline of every ratio.
 
     Args:
@@ -167,7 +168,7 @@ def compare(reports: Sequence[EnergyReport], labels: Sequence[str] | None = None
                       reports=reports)
 
 
-def default_labels(reports: Sequence[EnergyReport]) -> tuple[str, ...]:
+def default_labels(reports: Sequence[NetworkEstimate]) -> tuple[str, ...]:
     """Network names if they are unique, else hardware names, else both, else numbered."""
     candidates = ([r.workload.name for r in reports], [r.hardware.name for r in reports],
                   [f"{r.workload.name} on {r.hardware.name}" for r in reports])

@@ -1,25 +1,33 @@
-"""`EnergyReport`: where the energy goes, read through query methods; JSON, CSV, tables, plots.
+"""`NetworkEstimate`: where the energy goes, read through query methods, and its JSON form.
 
-The JSON form (``EnergyReport.to_dict``; schema version 1) is documented in
+The JSON form (``NetworkEstimate.to_dict``; schema version 1) is documented in
 ``docs/report-json.md``. Every number carries the report's unit
 (``"normalized"``: 1 = one 16-bit MAC, or ``"pJ"``).
+
+Example: the totals of one dense 1x1 convolution at batch 1.
+
+    >>> from nnjoules.energy.estimate import estimate_workload
+    >>> from nnjoules.energy.hardware import eyeriss
+    >>> from nnjoules.energy.workload import Layer, LayerKind, Workload
+    >>> layer = Layer("c", LayerKind.CONV, N=1, M=2, C=3, H=4, W=4, R=1, S=1, E=4, F=4)
+    >>> totals = Totals.of(estimate_workload(Workload("toy", (layer,)), eyeriss()))
+    >>> totals.macs, totals.weights  # 2*3*4*4 MACs, 2*3 weights
+    (96, 6)
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nnjoules.energy.access import AccessCounts
 from nnjoules.energy.cost import Compression, CompressionLevels, EnergyBreakdown, Gating
-from nnjoules.energy.dataflow import Mapping
+from nnjoules.energy.counts import AccessCounts
+from nnjoules.energy.dataflows.base import DataflowMapping
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware
 from nnjoules.energy.workload import Layer, Workload
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 SCHEMA_VERSION = 1
 
@@ -29,7 +37,7 @@ class LayerEstimate:
     """One layer's mapping, access counts and energy."""
 
     layer: Layer
-    mapping: Mapping
+    mapping: DataflowMapping
     counts: AccessCounts
     energy: EnergyBreakdown
     mapped_as: Layer | None = None  # the FC lowering the mapping refers to, if any
@@ -95,8 +103,11 @@ class LayerEstimate:
 
 
 @dataclass(frozen=True)
-class EnergyReport:
-    """Energy of a network on a hardware, per layer, level and operand."""
+class NetworkEstimate:
+    """Energy of a network on a hardware, per layer, level and operand (data and queries).
+
+    `nnjoules.report.energy_report.EnergyReport` adds the tables, CSV, HTML and plots.
+    """
 
     workload: Workload
     hardware: Hardware
@@ -104,6 +115,7 @@ class EnergyReport:
     layers: tuple[LayerEstimate, ...]
     gating: Gating = Gating.EITHER
     compression_levels: CompressionLevels = CompressionLevels.DRAM
+    dataflow: str = "row-stationary"
 
     @property
     def unit(self) -> EnergyUnit:
@@ -160,21 +172,21 @@ class EnergyReport:
         return sum(item.layer.nonzero_weights for item in self.layers
                    if not item.layer.shares_weights)
 
-    def mappings(self) -> dict[str, Mapping]:
+    def mappings(self) -> dict[str, DataflowMapping]:
         """The chosen mapping of every layer."""
         return {item.name: item.mapping for item in self.layers}
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON form (see ``docs/report-json.md``)."""
-        from nnjoules import __version__
-        from nnjoules.energy.hardware_io import hardware_to_dict
+        from nnjoules.energy.hardware.loading import hardware_to_dict
+        from nnjoules.version import __version__
 
         return {
             "schema_version": SCHEMA_VERSION,
             "nnjoules_version": __version__,
             "network": self.workload.name,
             "unit": self.unit.value,
-            "dataflow": "row-stationary",
+            "dataflow": self.dataflow,
             "compression": self.compression.value,
             "gating": self.gating.value,
             "compression_levels": self.compression_levels.value,
@@ -204,52 +216,6 @@ class EnergyReport:
             write_text_atomic(Path(path), text + "\n")
         return text
 
-    def to_table(self, width: int | None = None) -> str:
-        """A readable per-layer table (plain text), then the totals on their own lines.
-
-        Args:
-            width: most characters per line; default the terminal's width (``$COLUMNS``
-                first), or 100 when stdout is not a terminal. Columns that do not fit are
-                left out (and named); long layer names are shortened in the middle;
-                numbers are never cut.
-        """
-        from nnjoules.energy.table import render_report
-
-        return render_report(self, width=width)
-
-    def to_csv(self, path: str | Path | None = None) -> str:
-        """The per-layer CSV text (columns: ``docs/report-json.md``); also written to ``path``."""
-        from nnjoules.energy.summary import report_to_csv, write_text
-
-        text = report_to_csv(self)
-        if path is not None:
-            write_text(path, text)
-        return text
-
-    def to_html(self, path: str | Path | None = None, *, images: str = "png") -> str:
-        """One self-contained HTML page (charts, sortable table, assumptions).
-
-        Args:
-            path: also write the page here, atomically.
-            images: embed the charts as ``"png"`` (base64) or inline ``"svg"``.
-        """
-        from nnjoules.energy.html import render_html
-        from nnjoules.energy.summary import write_text
-
-        text = render_html(self, images=images)
-        if path is not None:
-            write_text(path, text)
-        return text
-
-    def plot(self, kind: str = "operand") -> Figure:
-        """A matplotlib ``Figure``: ``"operand"``, ``"level"``, ``"summary"`` or ``"proxies"``.
-
-        See :mod:`nnjoules.energy.plots`; save it with ``fig.savefig("x.png")``.
-        """
-        from nnjoules.energy.plots import plot_report
-
-        return plot_report(self, kind)
-
 
 def _sum_dicts(dicts: Any) -> dict[str, float]:
     out: dict[str, float] = {}
@@ -257,3 +223,61 @@ def _sum_dicts(dicts: Any) -> dict[str, float]:
         for key, value in d.items():
             out[key] = out.get(key, 0.0) + value
     return out
+
+
+LEVEL_KEYS = ("dram", "glb", "array", "rf", "mac")
+OPERAND_KEYS = ("weights", "ifmaps", "psums", "computation")
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Whole-network numbers of one report; energies in ``unit``.
+
+    Attributes:
+        unit: the energy unit (``"normalized"``: 1 = one 16-bit MAC, or ``"pJ"``).
+        energy: total energy.
+        computation: energy of the non-skipped MACs.
+        data_movement: energy of all memory accesses.
+        by_level: energy per level ``dram, glb, array, rf`` and ``mac``.
+        by_operand: energy per operand ``weights, ifmaps, psums`` and ``computation``.
+        macs: dense multiply-accumulates.
+        nonskipped_macs: MACs left after skipping those with a zero operand.
+        weights: weights (matrix products count their second operand).
+        nonzero_weights: weights that are not zero.
+    """
+
+    unit: str
+    energy: float
+    computation: float
+    data_movement: float
+    by_level: Mapping[str, float]
+    by_operand: Mapping[str, float]
+    macs: int
+    nonskipped_macs: float
+    weights: int
+    nonzero_weights: float
+
+    @classmethod
+    def of(cls, report: NetworkEstimate) -> Totals:
+        """The totals of ``report``."""
+        return cls(unit=report.unit.value, energy=report.total(),
+                   computation=report.computation(), data_movement=report.data_movement(),
+                   by_level=report.by_level(), by_operand=report.by_operand(),
+                   macs=report.macs(), nonskipped_macs=report.nonskipped_macs(),
+                   weights=report.weights(), nonzero_weights=report.nonzero_weights())
+
+    @property
+    def energy_per_mac(self) -> float:
+        """Energy per dense MAC, in ``unit`` (0 when there are no MACs)."""
+        return self.energy / self.macs if self.macs else 0.0
+
+    def columns(self) -> dict[str, float | int]:
+        """Flat, CSV-ready columns: energies, then counts (names as in the docs)."""
+        out: dict[str, float | int] = {
+            "energy": self.energy, "computation": self.computation,
+            "data_movement": self.data_movement, "energy_per_mac": self.energy_per_mac}
+        out |= {f"energy_{k}": self.by_level[k] for k in LEVEL_KEYS}
+        out |= {f"energy_{k}": self.by_operand[k] for k in OPERAND_KEYS}
+        out |= {"macs": self.macs, "nonskipped_macs": self.nonskipped_macs,
+                "weights": self.weights, "nonzero_weights": self.nonzero_weights}
+        return out

@@ -3,7 +3,7 @@
 Figures are built on the Agg canvas without pyplot, so nothing here needs a display
 or touches pyplot's global state; a notebook still shows a returned `Figure`.
 
-Kinds of report chart (``EnergyReport.plot(kind=...)``):
+Kinds of report chart (``NetworkEstimate.plot(kind=...)``):
 
 * ``"operand"``: per-layer energy, stacked by the four parts of Yang et al.: ifmaps,
   ofmaps (incl. psums), weights, computation;
@@ -27,14 +27,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from nnjoules.energy.table import si
 from nnjoules.errors import InputError
+from nnjoules.report.table import si
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from nnjoules.energy.report import EnergyReport, LayerEstimate
-    from nnjoules.energy.summary import Totals
+    from nnjoules.energy.results import LayerEstimate, NetworkEstimate, Totals
 
 KINDS = ("operand", "level", "summary", "proxies")
 FORMATS = ("png", "svg")
@@ -63,7 +62,7 @@ def energy_label(unit: str, word_bits: int = 16) -> str:
     return f"energy ({unit})"
 
 
-def report_energy_label(report: EnergyReport) -> str:
+def report_energy_label(report: NetworkEstimate) -> str:
     """`energy_label` for ``report``'s unit and MAC width."""
     return energy_label(report.unit.value, report.hardware.word_bits)
 
@@ -75,13 +74,13 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     return fig
 
 
-def plot_report(report: EnergyReport, kind: str = "operand") -> Figure:
+def plot_report(report: NetworkEstimate, kind: str = "operand") -> Figure:
     """The chart ``kind`` (one of `KINDS`) of ``report``.
 
     Raises:
         InputError: ``kind`` is not one of `KINDS`.
     """
-    makers: dict[str, Callable[[EnergyReport], Figure]] = {
+    makers: dict[str, Callable[[NetworkEstimate], Figure]] = {
         "operand": plot_by_operand, "level": plot_by_level, "summary": plot_summary,
         "proxies": plot_proxies}
     if kind not in makers:
@@ -89,12 +88,12 @@ def plot_report(report: EnergyReport, kind: str = "operand") -> Figure:
     return makers[kind](report)
 
 
-def plot_by_operand(report: EnergyReport) -> Figure:
+def plot_by_operand(report: NetworkEstimate) -> Figure:
     """Per-layer energy stacked by ifmaps, ofmaps (incl. psums), weights, computation."""
     return _stacked_layers(report, OPERAND_PARTS, lambda item: item.by_operand(), "operand")
 
 
-def plot_by_level(report: EnergyReport) -> Figure:
+def plot_by_level(report: NetworkEstimate) -> Figure:
     """Per-layer energy stacked by DRAM, GLB, array, RF and MAC."""
     return _stacked_layers(report, LEVEL_PARTS, lambda item: item.by_level(), "level")
 
@@ -103,7 +102,7 @@ def _layer_width(count: int) -> float:
     return max(7.5, 1.8 + 0.28 * count)
 
 
-def _stacked_layers(report: EnergyReport, parts: Sequence[tuple[str, str, str]],
+def _stacked_layers(report: NetworkEstimate, parts: Sequence[tuple[str, str, str]],
                     values_of: Callable[[LayerEstimate], Mapping[str, float]],
                     by: str) -> Figure:
     fig = new_figure(_layer_width(len(report.layers)), 4.8)
@@ -140,7 +139,7 @@ def _layer_axis(ax: Axes, names: Sequence[str]) -> None:
     ax.set_axisbelow(True)
 
 
-def plot_summary(report: EnergyReport) -> Figure:
+def plot_summary(report: NetworkEstimate) -> Figure:
     """The network's energy by operand and by level, each bar labelled with its share."""
     fig = new_figure(10.0, 4.4)
     total = report.total()
@@ -164,7 +163,7 @@ def plot_summary(report: EnergyReport) -> Figure:
     return fig
 
 
-def plot_proxies(report: EnergyReport) -> Figure:
+def plot_proxies(report: NetworkEstimate) -> Figure:
     """Per layer: its share of the network's weights, MACs, non-skipped MACs and energy.
 
     Each group of bars sums to 100 % over the layers; a layer whose energy bar is far
@@ -278,7 +277,7 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return target
 
 
-def save_report_plots(report: EnergyReport, folder: str | Path, *,
+def save_report_plots(report: NetworkEstimate, folder: str | Path, *,
                       formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write every kind of chart of ``report`` into ``folder`` (created if missing).
 

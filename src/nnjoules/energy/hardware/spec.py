@@ -9,7 +9,7 @@ product of the operand widths.
 
 Costs are either normalised (1 = one 16-bit MAC, the Eyeriss convention) or in
 picojoules; ``Hardware.unit`` says which, and every report states it.
-YAML files are read only by :mod:`nnjoules.energy.hardware_io`.
+YAML files are read only by :mod:`nnjoules.energy.hardware.loading`.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
-"""Network totals of a report, and the flat CSV form of a report (one row per layer).
+"""The flat CSV form of a report (one row per layer).
 
 The columns are documented in ``docs/report-json.md``; every energy is in the report's
-unit (``EnergyReport.unit``), repeated in the ``unit`` column so that CSV files of
+unit (``NetworkEstimate.unit``), repeated in the ``unit`` column so that CSV files of
 several runs can be concatenated.
-
-Example: the totals of one dense 1x1 convolution at batch 1.
-
-    >>> from nnjoules.energy.estimate import estimate_workload
-    >>> from nnjoules.energy.hardware import eyeriss
-    >>> from nnjoules.energy.workload import Layer, LayerKind, Workload
-    >>> layer = Layer("c", LayerKind.CONV, N=1, M=2, C=3, H=4, W=4, R=1, S=1, E=4, F=4)
-    >>> totals = Totals.of(estimate_workload(Workload("toy", (layer,)), eyeriss()))
-    >>> totals.macs, totals.weights  # 2*3*4*4 MACs, 2*3 weights
-    (96, 6)
 """
 
 from __future__ import annotations
@@ -20,72 +10,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.hardware import LEVELS, OPERANDS
+from nnjoules.energy.results import LEVEL_KEYS, OPERAND_KEYS
 
 if TYPE_CHECKING:
-    from nnjoules.energy.report import EnergyReport, LayerEstimate
-
-LEVEL_KEYS = ("dram", "glb", "array", "rf", "mac")
-OPERAND_KEYS = ("weights", "ifmaps", "psums", "computation")
-
-
-@dataclass(frozen=True)
-class Totals:
-    """Whole-network numbers of one report; energies in ``unit``.
-
-    Attributes:
-        unit: the energy unit (``"normalized"``: 1 = one 16-bit MAC, or ``"pJ"``).
-        energy: total energy.
-        computation: energy of the non-skipped MACs.
-        data_movement: energy of all memory accesses.
-        by_level: energy per level ``dram, glb, array, rf`` and ``mac``.
-        by_operand: energy per operand ``weights, ifmaps, psums`` and ``computation``.
-        macs: dense multiply-accumulates.
-        nonskipped_macs: MACs left after skipping those with a zero operand.
-        weights: weights (matrix products count their second operand).
-        nonzero_weights: weights that are not zero.
-    """
-
-    unit: str
-    energy: float
-    computation: float
-    data_movement: float
-    by_level: Mapping[str, float]
-    by_operand: Mapping[str, float]
-    macs: int
-    nonskipped_macs: float
-    weights: int
-    nonzero_weights: float
-
-    @classmethod
-    def of(cls, report: EnergyReport) -> Totals:
-        """The totals of ``report``."""
-        return cls(unit=report.unit.value, energy=report.total(),
-                   computation=report.computation(), data_movement=report.data_movement(),
-                   by_level=report.by_level(), by_operand=report.by_operand(),
-                   macs=report.macs(), nonskipped_macs=report.nonskipped_macs(),
-                   weights=report.weights(), nonzero_weights=report.nonzero_weights())
-
-    @property
-    def energy_per_mac(self) -> float:
-        """Energy per dense MAC, in ``unit`` (0 when there are no MACs)."""
-        return self.energy / self.macs if self.macs else 0.0
-
-    def columns(self) -> dict[str, float | int]:
-        """Flat, CSV-ready columns: energies, then counts (names as in the docs)."""
-        out: dict[str, float | int] = {
-            "energy": self.energy, "computation": self.computation,
-            "data_movement": self.data_movement, "energy_per_mac": self.energy_per_mac}
-        out |= {f"energy_{k}": self.by_level[k] for k in LEVEL_KEYS}
-        out |= {f"energy_{k}": self.by_operand[k] for k in OPERAND_KEYS}
-        out |= {"macs": self.macs, "nonskipped_macs": self.nonskipped_macs,
-                "weights": self.weights, "nonzero_weights": self.nonzero_weights}
-        return out
-
+    from nnjoules.energy.results import LayerEstimate, NetworkEstimate
 
 def layer_columns(item: LayerEstimate, network_total: float) -> dict[str, Any]:
     """The CSV columns of one layer (without the report-wide columns)."""
@@ -115,7 +47,7 @@ def layer_columns(item: LayerEstimate, network_total: float) -> dict[str, Any]:
     return out
 
 
-def report_rows(report: EnergyReport) -> list[dict[str, Any]]:
+def report_rows(report: NetworkEstimate) -> list[dict[str, Any]]:
     """One dict per layer, in execution order, with the report-wide columns first."""
     total = report.total()
     common = {"network": report.workload.name, "hardware": report.hardware.name,
@@ -124,7 +56,7 @@ def report_rows(report: EnergyReport) -> list[dict[str, Any]]:
             for i, item in enumerate(report.layers)]
 
 
-def report_to_csv(report: EnergyReport) -> str:
+def report_to_csv(report: NetworkEstimate) -> str:
     """The per-layer CSV text of ``report`` (header line first)."""
     return rows_to_csv(report_rows(report))
 

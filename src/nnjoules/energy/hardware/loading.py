@@ -1,7 +1,7 @@
 """Hardware YAML: the only place that reads it. Validate once, fill defaults, return `Hardware`.
 
 The schema is documented in ``docs/hardware.md``; the presets ship as commented YAML
-templates in ``nnjoules/energy/presets/``. Every error is a `HardwareFileError` whose
+templates in ``nnjoules/energy/hardware/presets/``. Every error is a `HardwareFileError` whose
 message starts with the file and the dotted field path, e.g.
 ``hw.yaml: global_buffer.size_bytes: must be a positive integer, got -5``.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from nnjoules.energy.hardware import (
+from nnjoules.energy.hardware.spec import (
     MAX_BITS,
     MAX_ENERGY,
     MAX_PES,

@@ -21,13 +21,11 @@ mapping of small layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from nnjoules.energy.access import batch_strip_terms, channel_terms, filter_terms, rows_read
 from nnjoules.energy.cost import (
     Compression,
     CompressionLevels,
@@ -35,24 +33,23 @@ from nnjoules.energy.cost import (
     UnitEnergies,
     unit_energies,
 )
-from nnjoules.energy.dataflow import Mapping, ceil_div, ifmap_rows, rf_violations, violations
+from nnjoules.energy.dataflows.base import SearchResult, lower_to_fc
+from nnjoules.energy.dataflows.row_stationary.access import (
+    batch_strip_terms,
+    channel_terms,
+    filter_terms,
+    rows_read,
+)
+from nnjoules.energy.dataflows.row_stationary.mapping import (
+    Mapping,
+    ceil_div,
+    ifmap_rows,
+    rf_violations,
+    violations,
+)
 from nnjoules.energy.hardware import Hardware, Level
-from nnjoules.energy.workload import Layer, LayerKind, Operand
+from nnjoules.energy.workload import Layer, Operand
 from nnjoules.errors import MappingError
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """The chosen mapping, its search objective (the layer's energy) and the space size.
-
-    ``mapped`` is the layer the mapping refers to: the layer itself, or its lowering
-    to an FC layer (see `lower_to_fc`) when the layer itself fits no mapping.
-    """
-
-    mapping: Mapping
-    energy: float
-    candidates: int  # legal candidate mappings evaluated
-    mapped: Layer
 
 
 def smallest_per_ceiling(total: int) -> list[int]:
@@ -125,27 +122,6 @@ def best_mapping(layer: Layer, hw: Hardware,
         if lowered is None:
             raise
         return _search(lowered, hw, unit_energies(lowered, hw, compression, gating, levels))
-
-
-def lower_to_fc(layer: Layer) -> Layer | None:
-    """The FC layer that computes a non-overlapping convolution; None if windows overlap.
-
-    With stride >= filter size (and no dilation) every ifmap value enters at most one
-    window, so the im2col matrix [N*E*F, C*R*S] holds each value once and the layer
-    is an FC layer with N*E*F rows: same MACs, weights and ofmaps, no value duplicated.
-
-    >>> conv = Layer("patch", LayerKind.CONV, N=1, M=768, C=3, H=224, W=224, R=16, S=16,
-    ...              E=14, F=14, stride=(16, 16))
-    >>> fc = lower_to_fc(conv)
-    >>> (fc.N, fc.C, fc.M, fc.macs == conv.macs)
-    (196, 768, 768, True)
-    """
-    if layer.dilation != (1, 1) or layer.stride[0] < layer.R or layer.stride[1] < layer.S \
-            or (layer.R, layer.S) == (1, 1):
-        return None
-    return replace(layer, kind=LayerKind.FC, N=layer.N * layer.E * layer.F,
-                   C=layer.C * layer.R * layer.S, H=1, W=1, R=1, S=1, E=1, F=1,
-                   stride=(1, 1), padding=(0, 0, 0, 0))
 
 
 def _search(layer: Layer, hw: Hardware, units: UnitEnergies) -> SearchResult:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.cost import Compression
 from nnjoules.energy.hardware import Hardware
-from nnjoules.energy.summary import Totals, rows_to_csv, write_text
+from nnjoules.energy.results import Totals
 from nnjoules.energy.sweep_params import PARAMETERS, format_value
-from nnjoules.energy.table import Column, render_table, si, table_width, wrap
+from nnjoules.report.summary import rows_to_csv, write_text
+from nnjoules.report.table import Column, render_table, si, table_width, wrap
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -107,8 +108,8 @@ class Sweep:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the grid, the base hardware and every point."""
-        from nnjoules import __version__
-        from nnjoules.energy.hardware_io import hardware_to_dict
+        from nnjoules.energy.hardware.loading import hardware_to_dict
+        from nnjoules.version import __version__
 
         return {"schema_version": SCHEMA_VERSION, "kind": "sweep",
                 "nnjoules_version": __version__, "network": self.network, "unit": self.unit,
@@ -130,7 +131,7 @@ class Sweep:
 
         Args:
             width: most characters per line; default the terminal's (see
-                `nnjoules.energy.table`). Columns that do not fit are left out and named.
+                `nnjoules.report.table`). Columns that do not fit are left out and named.
         """
         best = self.best()
         lowest = best.energy_per_item if best is not None else None
@@ -191,7 +192,7 @@ def plot_sweep(result: Sweep) -> Figure:
     combinations a panel shows the best, median and worst over them instead. Points
     where no mapping fits are left out (gaps in the lines).
     """
-    from nnjoules.energy.plots import SI_FORMATTER, energy_label, new_figure
+    from nnjoules.report.plots import SI_FORMATTER, energy_label, new_figure
 
     count = len(result.parameters)
     columns = min(count, 3)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nnjoules.energy.report import EnergyReport
+    from nnjoules.energy.results import NetworkEstimate
     from nnjoules.energy.workload import Layer
 
 DEFAULT_WIDTH = 100  # characters, when stdout is not a terminal and $COLUMNS is unset
@@ -178,7 +178,7 @@ def _per_mac(energy: float, macs: float) -> str:
     return f"{energy / macs:.2f}" if macs else "-"
 
 
-def report_columns(report: EnergyReport) -> list[Column]:
+def report_columns(report: NetworkEstimate) -> list[Column]:
     """The per-layer columns of ``report``, with their priorities."""
     total = report.total()
     items = report.layers
@@ -205,7 +205,7 @@ def report_columns(report: EnergyReport) -> list[Column]:
     ]
 
 
-def footer(report: EnergyReport, width: int) -> list[str]:
+def footer(report: NetworkEstimate, width: int) -> list[str]:
     """Network totals (energy, MACs, by level and operand), bits and assumptions."""
     total, unit = report.total(), report.unit.value
     levels, operands = report.by_level(), report.by_operand()
@@ -237,7 +237,7 @@ def footer(report: EnergyReport, width: int) -> list[str]:
     return [line for label, text in lines for line in labelled(label, text, width)]
 
 
-def _items(report: EnergyReport) -> int | None:
+def _items(report: NetworkEstimate) -> int | None:
     """The input items the report is for: the workload's, or every layer's N when equal."""
     if report.workload.items:
         return report.workload.items
@@ -245,7 +245,7 @@ def _items(report: EnergyReport) -> int | None:
     return batches.pop() if len(batches) == 1 else None
 
 
-def batch_text(report: EnergyReport) -> str:
+def batch_text(report: NetworkEstimate) -> str:
     """How many input items the energy is for, and the layers' N when that differs."""
     items = _items(report)
     seen = sorted({item.layer.N for item in report.layers})
@@ -255,7 +255,7 @@ def batch_text(report: EnergyReport) -> str:
     return text
 
 
-def bits_text(report: EnergyReport) -> str:
+def bits_text(report: NetworkEstimate) -> str:
     """The bit-widths used: ``weights 16, ifmaps 16, ofmaps 16`` (per layer when mixed)."""
     seen: dict[tuple[int, int, int], int] = {}
     for item in report.layers:
@@ -269,7 +269,7 @@ def bits_text(report: EnergyReport) -> str:
         f"{w}/{i}/{o} ({n} layers)" for (w, i, o), n in seen.items())
 
 
-def render_report(report: EnergyReport, *, width: int | None = None) -> str:
+def render_report(report: NetworkEstimate, *, width: int | None = None) -> str:
     """The per-layer table, then the totals and assumptions on their own lines.
 
     Args:

@@ -1,11 +1,12 @@
 """Access counts of the row-stationary schedule: words moved per level and operand.
 
-Counting stays apart from costing: `AccessCounts` holds how many values move, never
-energy. The convention is that of Chen et al.'s reuse framework (ISCA 2016 §VI-C and
-``rs_flow.m``): an access at a level is one value *read from* that level towards the
-ALU (DRAM read, GLB read, one inter-PE transfer, RF read); the cost of writing it into
-the next level down is part of that access. Psums are also *written* back: to the RF
-and the GLB while they accumulate, and to DRAM once, as ofmaps. Weights bypass the GLB.
+Counting stays apart from costing: `AccessCounts` (:mod:`nnjoules.energy.counts`) holds
+how many values move, never energy. The convention is that of Chen et al.'s reuse
+framework (ISCA 2016 §VI-C and ``rs_flow.m``): an access at a level is one value *read
+from* that level towards the ALU (DRAM read, GLB read, one inter-PE transfer, RF read);
+the cost of writing it into the next level down is part of that access. Psums are also
+*written* back: to the RF and the GLB while they accumulate, and to DRAM once, as
+ofmaps. Weights bypass the GLB.
 
 Per group, with ``s = ceil(E/e)`` strips, ``rows = U*(E - s) + s*R_eff`` ifmap rows read
 over all strips, ``O = N*M*E*F`` ofmap values and ``Wt = M*C*R*S`` weights:
@@ -28,50 +29,18 @@ twice in its objective but once in its reported counts; we use once in both.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping as MappingABC
-from dataclasses import dataclass
 from typing import Any
 
-from nnjoules.energy.dataflow import Mapping, ceil_div
-from nnjoules.energy.hardware import LEVELS, OPERANDS, Level
+from nnjoules.energy.counts import AccessCounts, Key
+from nnjoules.energy.dataflows.row_stationary.mapping import Mapping, ceil_div
+from nnjoules.energy.hardware import Level
 from nnjoules.energy.workload import Layer, LayerKind, Operand  # noqa: F401  (doctest)
-
-Key = tuple[Level, Operand]
-
-
-@dataclass(frozen=True)
-class AccessCounts:
-    """Values read and written per (level, operand), and MACs; no energy here.
-
-    Attributes:
-        reads: values read from each level, per operand.
-        writes: values written into each level, per operand (psums only in RS).
-        macs: dense multiply-accumulates.
-    """
-
-    reads: MappingABC[Key, int]
-    writes: MappingABC[Key, int]
-    macs: int
-
-    def read(self, level: Level, operand: Operand) -> int:
-        """Reads of ``operand`` from ``level``."""
-        return self.reads.get((level, operand), 0)
-
-    def write(self, level: Level, operand: Operand) -> int:
-        """Writes of ``operand`` into ``level``."""
-        return self.writes.get((level, operand), 0)
-
-    def total(self, level: Level | None = None, operand: Operand | None = None) -> int:
-        """Reads plus writes, optionally restricted to one level and/or operand."""
-        return sum(self.read(lv, op) + self.write(lv, op)
-                   for lv in LEVELS if level is None or lv is level
-                   for op in OPERANDS if operand is None or op is operand)
 
 
 def count_accesses(layer: Layer, mapping: Mapping) -> AccessCounts:
     """Exact access counts of ``layer`` under the row-stationary ``mapping``.
 
-    Legality (capacities) is not checked here; see `nnjoules.energy.dataflow.violations`.
+    Legality (capacities) is not checked here; see `mapping.violations`.
 
     Example: a 1-D layer (R = E = 1) with C = 4 channels, q = 2, r = 1, so two channel
     passes: each ofmap value's psum goes to the GLB once and comes back once.

@@ -1,4 +1,4 @@
-"""One self-contained HTML page of an `EnergyReport`: it opens offline, fetches nothing.
+"""One self-contained HTML page of an `NetworkEstimate`: it opens offline, fetches nothing.
 
 The page holds the charts (PNG as base64 ``data:`` URIs, or inline SVG), a per-layer
 table that sorts when a header is clicked (inline script; ``#sort=energy:desc`` in the
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.cost import GATING_TEXT, LEVELS_TEXT
 from nnjoules.energy.hardware import OPERANDS, AccessCost, Hardware
-from nnjoules.energy.table import si
 from nnjoules.errors import InputError
+from nnjoules.report.table import si
 
 if TYPE_CHECKING:
-    from nnjoules.energy.report import EnergyReport, LayerEstimate
+    from nnjoules.energy.results import LayerEstimate, NetworkEstimate
 
 IMAGE_FORMATS = ("png", "svg")
 
@@ -153,7 +153,7 @@ def _mapping_text(item: LayerEstimate) -> str:
     return " ".join(str(v) for v in item.mapping.as_dict().values())
 
 
-def render_html(report: EnergyReport, *, images: str = "png") -> str:
+def render_html(report: NetworkEstimate, *, images: str = "png") -> str:
     """The whole page as text.
 
     Args:
@@ -165,7 +165,7 @@ def render_html(report: EnergyReport, *, images: str = "png") -> str:
     """
     if images not in IMAGE_FORMATS:
         raise InputError(f"unknown image format {images!r}; use png or svg")
-    from nnjoules import __version__
+    from nnjoules.version import __version__
 
     title = f"{report.workload.name} on {report.hardware.name}: energy report"
     data = json.dumps(report.to_dict(), separators=(",", ":")).replace("</", "<\\/")
@@ -184,13 +184,13 @@ def render_html(report: EnergyReport, *, images: str = "png") -> str:
     return "\n".join(parts)
 
 
-def _unit_text(report: EnergyReport) -> str:
+def _unit_text(report: NetworkEstimate) -> str:
     if report.unit.value == "normalized":
         return f"normalized (1 = one {report.hardware.word_bits}-bit MAC)"
     return report.unit.value
 
 
-def _cards(report: EnergyReport) -> str:
+def _cards(report: NetworkEstimate) -> str:
     total = report.total()
     moved = 100 * report.data_movement() / total if total else 0.0
     levels = report.by_level()
@@ -217,8 +217,8 @@ _CHART_CAPTIONS = {
 }
 
 
-def _charts(report: EnergyReport, images: str) -> str:
-    from nnjoules.energy.plots import figure_bytes, plot_report
+def _charts(report: NetworkEstimate, images: str) -> str:
+    from nnjoules.report.plots import figure_bytes, plot_report
 
     out = ["<h2>Where the energy goes</h2>"]
     for kind, caption in _CHART_CAPTIONS.items():
@@ -241,7 +241,7 @@ def _inline_svg(text: str) -> str:
     return re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)
 
 
-def _layer_table(report: EnergyReport) -> str:
+def _layer_table(report: NetworkEstimate) -> str:
     columns = _columns(report.total())
     head = '<th data-key="index" data-type="num" scope="col">#</th>' + "".join(
         f'<th data-key="{c.key}" data-type="{"num" if c.numeric else "text"}" scope="col">'
@@ -271,7 +271,7 @@ def _range(values: Sequence[float]) -> str:
     return f"{low:.3f}" if low == high else f"{low:.3f} to {high:.3f} (per layer in the table)"
 
 
-def _assumptions(report: EnergyReport) -> str:
+def _assumptions(report: NetworkEstimate) -> str:
     layers = [item.layer for item in report.layers]
     bits = sorted({(lay.precision.weight_bits, lay.precision.ifmap_bits,
                     lay.precision.ofmap_bits) for lay in layers})

@@ -14,7 +14,8 @@ JSSC paper calls ``f`` **e**). The schedule they describe, per group, outermost 
 Filters are split into ``ceil(M/p)`` groups of p; a pass takes t groups; a chunk takes
 ``m / (p t)`` passes, so m is a multiple of p*t or equals M. Channels are split the
 same way into sets of q, r sets a pass. Final tiles may be partial: the counts in
-:mod:`nnjoules.energy.access` are exact for any shape, and equal the author's closed
+:mod:`nnjoules.energy.dataflows.row_stationary.access` are exact for any shape, and
+equal the author's closed
 form whenever the tiles divide the layer evenly.
 
 Constraints (the author's five, generalised to partial tiles and split scratch pads):
