@@ -12,6 +12,7 @@ import math
 from dataclasses import replace
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,8 +24,10 @@ from nnjoules.energy.dataflows.row_stationary.cycles import PIPELINE_STAGES, com
 from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
 from nnjoules.energy.estimate import estimate_workload
 from nnjoules.energy.hardware import Level, eyeriss, load_hardware
+from nnjoules.energy.hardware.loading import hardware_from_dict, hardware_to_dict
 from nnjoules.energy.timing import Bound, layer_timing
 from nnjoules.energy.workload import Layer, LayerKind, Operand, Workload
+from nnjoules.errors import HardwareFileError
 
 
 def _conv(*, N: int = 1, M: int = 4, C: int = 2, H: int = 7, R: int = 3, G: int = 1) -> Layer:
@@ -174,3 +177,72 @@ def test_clock_option_scales_latency_and_rejects_bad_values(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"nnjoules: error: --clock-mhz {bad}: must be a positive")
         assert err.count("\n") == 1
+
+
+_HW: dict = {"name": "chip", "unit": "normalized", "pe_array": "12x14", "mac_energy": 1,
+             "dram": {"read_energy": 200}, "global_buffer": {"size_kb": 108, "read_energy": 6},
+             "array": {"transfer_energy": 2},
+             "register_file": {"size_bytes": 512, "read_energy": 1}}
+
+
+def _with(path: str, value: object) -> dict:
+    data = json.loads(json.dumps(_HW))
+    node = data
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return data
+
+
+@pytest.mark.parametrize("path", ["clock_mhz", "dram.bandwidth_bits_per_cycle",
+                                  "global_buffer.bandwidth_bits_per_cycle"])
+@pytest.mark.parametrize(("value", "says"), [
+    (0, "must be a positive number, got 0"), (-5.0, "must be a positive number, got -5.0"),
+    (float("nan"), "must be a positive number, got nan"),
+    (float("inf"), "must be a positive number, got inf"),
+    ("fast", "must be a positive number, got 'fast' (a string)"),
+    (True, "must be a positive number, got true (a boolean)"),
+    (None, "must be a positive number, got null"), (1e12, "must be at most"),
+])
+def test_bad_clock_or_bandwidth_is_one_line_naming_file_and_field(path, value, says):
+    with pytest.raises(HardwareFileError) as info:
+        hardware_from_dict(_with(path, value), source="hw.yaml")
+    message = str(info.value)
+    assert message.startswith(f"hw.yaml: {path}: {says}"), message
+    assert "\n" not in message
+
+
+def test_clock_and_bandwidths_default_to_the_eyeriss_chip_and_round_trip():
+    hw = hardware_from_dict(_HW, source="hw.yaml")
+    assert (hw.clock_mhz, hw.dram_bits_per_cycle, hw.glb_bits_per_cycle) == (200, 19.2, 128)
+    custom = hardware_from_dict(_with("clock_mhz", 500) | {"dram": {
+        "read_energy": 200, "bandwidth_bits_per_cycle": 64}}, source="hw.yaml")
+    assert (custom.clock_mhz, custom.dram_bits_per_cycle) == (500.0, 64.0)
+    assert hardware_from_dict(hardware_to_dict(custom), source="x") == custom
+
+
+def test_bad_clock_in_a_hardware_file_exits_2_naming_it(tmp_path, capsys):
+    path = tmp_path / "chip.yaml"
+    path.write_text(yaml.safe_dump(_with("dram.bandwidth_bits_per_cycle", 0)))
+    assert main(["estimate", "alexnet", "--hardware", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"nnjoules: error: {path}: dram.bandwidth_bits_per_cycle: must be a "
+                   "positive number, got 0\n")
+
+
+def test_absolute_presets_follow_their_sources():
+    from nnjoules.energy.hardware.absolute import sram_pj_per_64_bits
+
+    base, pj = eyeriss(), load_hardware("eyeriss-65nm-pj")
+    assert pj.unit.value == "pJ"
+    assert (pj.mac, pj.dram.read, pj.glb.cost.read, pj.array.read, pj.rf.weights.read) \
+        == tuple(1.5 * v for v in (base.mac, base.dram.read, base.glb.cost.read,
+                                   base.array.read, base.rf.weights.read))
+    # Horowitz ISSCC 2014, 45 nm: int8 0.2 + 0.03, int32 3.1 + 0.1 pJ; SRAM 10 pJ at 8 kB
+    int8, int32 = load_hardware("eyeriss-45nm-int8"), load_hardware("eyeriss-45nm-int32")
+    assert int8.mac == pytest.approx(0.23) and int32.mac == pytest.approx(3.2)
+    assert int8.word_bits == 8 and int8.glb.size_bytes == 54 * 1024
+    assert sram_pj_per_64_bits(8192) == 10.0 and sram_pj_per_64_bits(32768) == 20.0
+    assert int32.dram.read == 1300.0 and int32.dram.access_bits == 64
+    assert int32.array.read == 2 * int32.rf.weights.read
