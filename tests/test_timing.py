@@ -246,3 +246,29 @@ def test_absolute_presets_follow_their_sources():
     assert sram_pj_per_64_bits(8192) == 10.0 and sram_pj_per_64_bits(32768) == 20.0
     assert int32.dram.read == 1300.0 and int32.dram.access_bits == 64
     assert int32.array.read == 2 * int32.rf.weights.read
+
+
+def test_eyeriss_anchor_matches_its_committed_results_and_documented_ratios():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "eyeriss_anchor", root / "benchmarks" / "paper" / "eyeriss_anchor.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eyeriss_anchor"] = module
+    spec.loader.exec_module(module)
+    data = module.compare_with_chip()
+    committed = json.loads((root / "benchmarks" / "results" / "eyeriss_anchor.json").read_text())
+    for run in ("measured", "dense"):
+        for key, value in committed["runs"][run].items():
+            if key != "layers":
+                assert data["runs"][run][key] == pytest.approx(value, rel=1e-9), (run, key)
+    measured, chip = data["runs"]["measured"], data["chip"]
+    # the ratios the README states, +-3 %
+    for key, ratio in (("frames_per_s", 0.99), ("dram_accesses_per_mac", 1.49)):
+        assert measured[key] / chip[key] == pytest.approx(ratio, rel=0.03), key
+    assert measured["power_mw_on_chip"] / chip["power_mw"] == pytest.approx(0.55, rel=0.03)
+    assert all(layer["bound"] == "compute" for layer in measured["layers"])
