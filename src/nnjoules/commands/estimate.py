@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                          "(random weights), an .onnx file or package.module:factory.")
     est.add_argument("model", metavar="MODEL")
     est.add_argument("--hardware", default="eyeriss",
-                     help="preset (eyeriss, eyeriss-isca2016) or YAML file [eyeriss]")
+                     help="preset (eyeriss, eyeriss-isca2016; in pJ: eyeriss-65nm-pj, "
+                     "eyeriss-45nm-int8, -int16, -int32) or YAML file [eyeriss]")
     add_workload_options(est)
     est.add_argument("--densities", type=Path, default=None,
                      help="JSON file of per-layer density overrides: "
