@@ -154,6 +154,9 @@ def test_pj_preset_reports_milliwatts_and_millijoules():
     assert data["layers"][0]["timing"]["bound"] in {"compute", "dram", "glb"}
     table = report.to_table(width=100)
     assert f"{t.power_mw:.4g} mW" in table and "mJ per inference" in table
+    page = report.to_html(images="svg")
+    assert f"<b>{t.power_mw:.4g} mW</b><span>average power</span>" in page
+    assert "DRAM 19.2, GLB 128 bits per cycle" in page
 
 
 def test_normalised_report_says_power_is_in_normalised_units_per_second():
