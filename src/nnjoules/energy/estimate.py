@@ -1,4 +1,4 @@
-"""Orchestration only: workload -> mapping -> access counts -> energy -> report."""
+"""Orchestration only: workload -> mapping -> access counts -> energy and time -> report."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from nnjoules.energy.dataflows import DEFAULT_DATAFLOW, get_dataflow
 from nnjoules.energy.dataflows.base import Dataflow, DataflowMapping, lower_to_fc
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.results import LayerEstimate
+from nnjoules.energy.timing import layer_timing
 from nnjoules.energy.workload import Density, Layer, Precision, Workload
 from nnjoules.errors import InputError
 from nnjoules.report.energy_report import EnergyReport
@@ -121,10 +122,12 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
         mapped = lower_to_fc(layer) if lowered else layer
         assert mapped is not None  # lowered only when lower_to_fc applies
         counts = flow.count_accesses(mapped, mapping)
+        timing = layer_timing(flow.compute_cycles(mapped, mapping, hw), counts, mapped, hw,
+                              compression, compression_levels)
         results.append(LayerEstimate(
             layer=layer, mapping=mapping, counts=counts,
             energy=energy_of(counts, mapped, hw, compression, gating, compression_levels),
-            mapped_as=mapped if lowered else None))
+            timing=timing, mapped_as=mapped if lowered else None))
     return EnergyReport(workload=workload, hardware=hw, compression=compression,
                         layers=tuple(results), gating=gating,
                         compression_levels=compression_levels, dataflow=flow.name)

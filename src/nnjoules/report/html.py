@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from nnjoules.energy.cost import GATING_TEXT, LEVELS_TEXT
 from nnjoules.energy.hardware import OPERANDS, AccessCost, Hardware
 from nnjoules.errors import InputError
-from nnjoules.report.table import si
+from nnjoules.report.table import seconds, si
 
 if TYPE_CHECKING:
     from nnjoules.energy.results import LayerEstimate, NetworkEstimate
@@ -123,6 +123,8 @@ def _columns(total: float) -> tuple[Column, ...]:
         Column("bits", "bits W/I/O", _bits_text, numeric=False),
         Column("mapping", "mapping m n e p q r t", _mapping_text, numeric=False),
         Column("pes", "active PEs", lambda item: item.mapping.active_pes(item.layer)),
+        Column("cycles", "cycles", lambda item: item.timing.cycles, si),
+        Column("bound", "bound", lambda item: item.timing.bound.value, numeric=False),
     )
 
 
@@ -200,10 +202,26 @@ def _cards(report: NetworkEstimate) -> str:
              ("data movement", f"{moved:.1f}%"), ("DRAM", f"{dram:.1f}%"),
              ("layers", str(len(report.layers))), ("MACs", si(report.macs())),
              ("non-skipped MACs", si(report.nonskipped_macs())),
-             ("weights", si(report.weights())), ("non-zero weights", si(report.nonzero_weights())))
+             ("weights", si(report.weights())), ("non-zero weights", si(report.nonzero_weights())),
+             *_time_cards(report))
     body = "".join(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
                    for k, v in cards)
     return f'<div class="cards">{body}</div>'
+
+
+def _time_cards(report: NetworkEstimate) -> tuple[tuple[str, str], ...]:
+    """Latency, throughput and power at the hardware's clock (mW only in absolute units)."""
+    t = report.timing()
+    cards = [(f"latency per batch at {t.clock_mhz:g} MHz", seconds(t.latency_s))]
+    if t.throughput is not None:
+        cards.append(("inferences/s", f"{t.throughput:.4g}"))
+    if t.power_mw is not None:
+        cards.append(("average power", f"{t.power_mw:.4g} mW"))
+    else:
+        cards.append(("average power", f"{si(t.power)} {report.unit.value}/s"))
+    if t.energy_per_item_mj is not None:
+        cards.append(("energy per inference", f"{t.energy_per_item_mj:.4g} mJ"))
+    return tuple(cards)
 
 
 _CHART_CAPTIONS = {
@@ -319,5 +337,8 @@ def _hardware_table(hw: Hardware) -> str:
                           f"{_cost_text(hw.glb.cost, unit)}"),
         ("array (inter-PE)", _cost_text(hw.array, unit)),
         ("register file", f"{rf_size}; " + "; ".join(sorted(rf_costs))),
+        ("clock", f"{hw.clock_mhz:g} MHz"),
+        ("bandwidth", f"DRAM {hw.dram_bits_per_cycle:g}, GLB {hw.glb_bits_per_cycle:g} bits "
+                      "per cycle (reads and writes together)"),
     ]
     return "<h2>Hardware</h2>\n" + _kv_table(rows, "hardware")

@@ -1,8 +1,9 @@
 """What a dataflow plug-in provides, and the lowering every dataflow shares.
 
 A dataflow is one object (see `Dataflow`) that knows its mapping variables, searches
-its legal mappings of a layer on a hardware for the one of least energy, and counts the
-accesses a mapping makes, per level and operand (`nnjoules.energy.counts.AccessCounts`).
+its legal mappings of a layer on a hardware for the one of least energy, counts the
+accesses a mapping makes, per level and operand (`nnjoules.energy.counts.AccessCounts`),
+and counts the cycles the PE array needs for it (`Dataflow.compute_cycles`).
 Costing (:mod:`nnjoules.energy.cost`) and reporting are shared by all dataflows.
 Adding a dataflow is adding one module under ``nnjoules/energy/dataflows/`` that
 provides such an object, registering it in `nnjoules.energy.dataflows.DATAFLOWS`, and
@@ -69,6 +70,15 @@ class Dataflow(Protocol):
 
     def count_accesses(self, layer: Layer, mapping: DataflowMapping) -> AccessCounts:
         """Exact reads and writes per level and operand of ``layer`` under ``mapping``."""
+        ...
+
+    def compute_cycles(self, layer: Layer, mapping: DataflowMapping, hw: Hardware) -> int:
+        """Cycles of ``layer`` under ``mapping`` if only the PE array limited it.
+
+        Passes times the cycles of one pass (set by the mapping's PE utilisation), plus
+        each pass's fill and drain; never less than ``layer.macs / mapping.active_pes``.
+        Bandwidth limits are applied on top of this by :mod:`nnjoules.energy.timing`.
+        """
         ...
 
 

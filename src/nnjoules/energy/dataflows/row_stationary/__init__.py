@@ -1,7 +1,7 @@
 """The row-stationary (RS) dataflow of Eyeriss (Chen, Emer & Sze, ISCA 2016).
 
 Mapping variables and legality: `mapping`; exact access counts: `access`; the
-exhaustive least-energy search: `search`.
+exhaustive least-energy search: `search`; cycles of the PE array: `cycles`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from nnjoules.energy.cost import Compression, CompressionLevels, Gating
 from nnjoules.energy.counts import AccessCounts
 from nnjoules.energy.dataflows.base import DataflowMapping, SearchResult
 from nnjoules.energy.dataflows.row_stationary.access import count_accesses
+from nnjoules.energy.dataflows.row_stationary.cycles import compute_cycles
 from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
 from nnjoules.energy.dataflows.row_stationary.search import best_mapping
 from nnjoules.energy.hardware.spec import Hardware
@@ -34,6 +35,15 @@ class RowStationary:
         if not isinstance(mapping, Mapping):
             raise TypeError(f"row-stationary counts need an RS Mapping, got {mapping!r}")
         return count_accesses(layer, mapping)
+
+    def compute_cycles(self, layer: Layer, mapping: DataflowMapping, hw: Hardware) -> int:
+        """See `nnjoules.energy.dataflows.row_stationary.cycles.compute_cycles`.
+
+        ``hw`` is not needed: the mapping already fits its array.
+        """
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"row-stationary cycles need an RS Mapping, got {mapping!r}")
+        return compute_cycles(layer, mapping)
 
 
 ROW_STATIONARY = RowStationary()
