@@ -101,8 +101,20 @@ def test_demo_compares_both_methods(data_dir: Path, tmp_path: Path,
     assert report["energy-aware"]["method"] == "energy-aware"
     assert report["reference"]["epochs"] == 0.5
     assert report["threads"]["torch_threads"] == torch.get_num_threads()
-    for name in ("lenet5-energy-aware.pt", "lenet5-magnitude.pt", "energy-dense.json"):
+    for name in ("lenet5-energy-aware.pt", "lenet5-magnitude.pt", "energy-dense.json",
+                 "lenet5-energy-aware-channel.pt"):
         assert (out / name).is_file()
+    # the structured method: a row of its own, and a model file of the shrunk shapes
+    channel = report["energy-aware-channel"]
+    row = next(line for line in text.splitlines() if line.startswith("energy-aware-channel"))
+    assert f"{channel['final']['energy']:,.0f}" in row
+    from nnjoules.prune.modelio import load_model_file
+
+    _, model, info = load_model_file(out / "lenet5-energy-aware-channel.pt")
+    assert info["granularity"] == "channel"
+    weights = sum(m.weight.numel() for m in model.modules()
+                  if isinstance(m, torch.nn.Conv2d | torch.nn.Linear))
+    assert weights == channel["history"][channel["final"]["round"]]["weights"]
 
 
 MATCHED = ["--rounds", "3", "--rate", "0.4", "--finetune-epochs", "0.5", "--samples", "64",
