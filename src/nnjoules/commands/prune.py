@@ -4,8 +4,10 @@
 and options), then ``energy-dense.json``, the dense reference (``reference.pt``; its
 training is checkpointed per epoch in ``reference-training.pt``), the checkpoint
 ``pruner-state.pt`` after every round (atomic), and at the end the pruned model
-``model.pt`` (masks kept; ``+ .json`` sidecar), ``result.json`` and
-``energy-pruned.json``. ``nnjoules prune --resume DIR`` continues a run that was killed
+``model.pt`` (masks kept; ``+ .json`` sidecar), ``result.json``,
+``energy-pruned.json``, and ``model-module.pt`` / ``model-state-dict.pt`` (the pruned
+model for use without nnjoules; ``--export-onnx`` also writes ONNX, see
+`nnjoules.commands.prune_export`). ``nnjoules prune --resume DIR`` continues a run that was killed
 or stopped (``--stop-after N`` rounds, or ``--stop-after reference``) in any phase,
 with the options it was started with, and reaches the same result; options given with
 it must agree with the run's. Progress of every phase goes to stderr.
