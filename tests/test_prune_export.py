@@ -176,6 +176,36 @@ def test_export_onnx_names_layers_by_module_path_and_keeps_their_shapes(tmp_path
     assert not (tmp_path / "lenet.onnx.data").exists()  # one file, weights inside
 
 
+class Branchy(nn.Module):
+    """Python control flow on a tensor value: neither torch.fx nor torch.export trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3), nn.Conv2d(1, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) if float(x.sum()) > 0 else self.b(x)
+
+
+def test_untraceable_model_is_saved_as_itself_and_refused_by_onnx_export(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from nnjoules.errors import InputError
+    from nnjoules.prune import save_module
+
+    model = Branchy().eval()
+    assert save_module(tmp_path / "m.pt", model) is False  # not standalone
+    loaded = torch.load(tmp_path / "m.pt", weights_only=False)
+    assert type(loaded) is Branchy
+    with pytest.raises(InputError) as err:
+        export_onnx(model, tmp_path / "b.onnx", (1, 8, 8))
+    assert str(err.value) == ("cannot export the model to ONNX (torch.export must trace it: "
+                              "no Python control flow on tensor values): TorchExportError: "
+                              "Failed to export the model with torch.export")
+    assert not list(tmp_path.glob("b.onnx*"))  # nothing half-written
+    out, errors = capfd.readouterr()
+    assert out == errors == ""  # the exporter's logs and graph dumps are kept back
+
+
 @pytest.mark.parametrize("value, message", [
     ("pruned.pt", "--export-onnx pruned.pt: the file should end in .onnx"),
     ("missing/p.onnx", "--export-onnx missing/p.onnx: folder missing does not exist"),

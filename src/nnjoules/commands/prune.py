@@ -314,16 +314,16 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
                      "val_accuracy": result.final.accuracy,
                      "energy_reduction": result.energy_reduction(), "run": ident,
                      "masks": "folded in" if args.permanent else "kept"})
+    result.to_json(folder / "result.json")  # the run is finished: exports come after
+    if args.json is not None:
+        result.to_json(args.json)
     from nnjoules.commands.prune_export import export_run, write_plain_files
     from nnjoules.prune.export import layer_densities
 
     write_plain_files(folder, result.model)
     if args.export_onnx is not None:
         export_run(args.export_onnx, result.model, layer_densities(pruned_report),
-                   splits.input_shape, opts)
-    result.to_json(folder / "result.json")
-    if args.json is not None:
-        result.to_json(args.json)
+                   splits.input_shape, opts, folder=folder)
     sys.stdout.write(summary(result, cfg.energy_batch))
     return 0
 
@@ -359,7 +359,7 @@ def _export_finished(folder: Path, opts: dict[str, Any], path: Path) -> None:
     shape = getattr(model, "input_shape", None)
     if not isinstance(shape, tuple):
         raise InputError(f"{folder / 'model.pt'}: the model does not record its input shape")
-    export_run(path, model, densities, shape, opts)
+    export_run(path, model, densities, shape, opts, folder=folder)
 
 
 def _meter(splits: Any, cfg: Any, opts: dict[str, Any]) -> Any:

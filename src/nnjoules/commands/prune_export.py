@@ -55,10 +55,15 @@ def write_plain_files(folder: Path, model: Any) -> None:
     from nnjoules.progress import wrote
     from nnjoules.prune.export import save_module, save_state_dict
 
-    standalone = save_module(folder / MODULE_FILE, model)
     save_state_dict(folder / STATE_DICT_FILE, model)
-    wrote(folder / MODULE_FILE)
     wrote(folder / STATE_DICT_FILE)
+    try:
+        standalone = save_module(folder / MODULE_FILE, model)
+    except Exception as err:  # noqa: BLE001  (pickling user code fails in many ways)
+        print(f"note: {folder / MODULE_FILE} not written: torch.fx cannot trace the model and "
+              f"torch.save cannot pickle it ({type(err).__name__}: {err})", file=sys.stderr)
+        return
+    wrote(folder / MODULE_FILE)
     if not standalone:
         print(f"note: torch.fx cannot trace this model, so {folder / MODULE_FILE} holds the "
               "module itself: loading it needs the model's classes importable",
@@ -66,14 +71,24 @@ def write_plain_files(folder: Path, model: Any) -> None:
 
 
 def export_run(path: Path, model: Any, densities: dict[str, dict[str, float]],
-               input_shape: tuple[int, ...], opts: dict[str, Any]) -> str:
+               input_shape: tuple[int, ...], opts: dict[str, Any], *, folder: Path) -> str:
     """Write ``path`` (ONNX) and its densities file; the ``nnjoules estimate`` command
-    that reproduces the run's energy (also printed on stderr)."""
+    that reproduces the run's energy (also printed on stderr).
+
+    Raises:
+        InputError: the model cannot be exported (the message says that the run in
+            ``folder`` is finished, and how to export it again).
+    """
     from nnjoules.io import write_text_atomic
     from nnjoules.progress import wrote
     from nnjoules.prune.export import densities_path, export_onnx
 
-    export_onnx(model, path, input_shape)
+    try:
+        export_onnx(model, path, input_shape)
+    except InputError as err:
+        raise InputError(f"--export-onnx {path}: {err} (the run in {folder} is finished; "
+                         f"retry with `nnjoules prune --resume {folder} --export-onnx "
+                         "PATH`)") from None
     side = densities_path(path)
     write_text_atomic(side, json.dumps(densities, indent=2) + "\n")
     wrote(path)

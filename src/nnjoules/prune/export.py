@@ -19,8 +19,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +97,16 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> P
     example = torch.zeros(2, *input_shape)
     exported = path.with_name(path.name + ".part")
     try:
-        torch.onnx.export(plain, (example,), str(exported), dynamo=True, external_data=False,
-                          input_names=["images"], output_names=["logits"],
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        with _quiet_torch():
+            torch.onnx.export(plain, (example,), str(exported), dynamo=True,
+                              external_data=False, input_names=["images"],
+                              output_names=["logits"], verbose=False,
+                              dynamic_shapes=({0: torch.export.Dim("batch")},))
         graph = onnx.load(str(exported))
     except Exception as err:  # noqa: BLE001  (the exporter raises many kinds)
-        raise InputError(f"cannot export the model to ONNX: {type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
+        raise InputError("cannot export the model to ONNX (torch.export must trace it: no "
+                         f"Python control flow on tensor values): {_first_sentence(err)}"
+                         ) from None
     finally:
         exported.unlink(missing_ok=True)
     expected = extract_workload(plain, example[:1]).layers
@@ -112,6 +119,28 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> P
         path.unlink()
         raise InputError(f"{path}: the exported ONNX layers differ from the model's")
     return path
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """The exporter's own log lines and graph dumps (on failure) kept from the user: the
+    error names what failed in one line."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _first_sentence(err: Exception) -> str:
+    """``TypeName: first sentence`` of an exporter error, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    first = text.splitlines()[0] if text else ""
+    first = first.split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def _shape(layer: Any) -> tuple[Any, ...]:
