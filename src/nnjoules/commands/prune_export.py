@@ -25,11 +25,11 @@ STATE_DICT_FILE = "model-state-dict.pt"
 
 
 def add_export_option(p: argparse.ArgumentParser) -> None:
-    """``--export-onnx PATH``."""
-    p.add_argument("--export-onnx", type=Path, default=None, metavar="PATH",
-                   help="also write the pruned model as ONNX (dynamic batch) and the "
-                   "densities `nnjoules estimate` needs to reproduce the run's energy "
-                   "beside it (PATH.densities.json) [not written]")
+    """``--export-onnx FILE.onnx``."""
+    p.add_argument("--export-onnx", type=Path, default=None, metavar="FILE.onnx",
+                   help="also write the pruned model as ONNX (dynamic batch) and, beside "
+                   "it, FILE.densities.json: the densities `nnjoules estimate` needs to "
+                   "reproduce the run's energy [not written]")
 
 
 def check_export_option(args: argparse.Namespace) -> None:
