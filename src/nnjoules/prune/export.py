@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnjoules.energy.report import EnergyReport
+from nnjoules.report.energy_report import EnergyReport
 from nnjoules.errors import InputError
 from nnjoules.io import write_bytes_atomic, write_text_atomic
 
