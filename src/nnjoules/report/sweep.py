@@ -7,7 +7,7 @@ hardware's unit; ``energy_per_item`` is the energy divided by the batch size N.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -128,6 +128,11 @@ class Sweep:
         """The points on the Pareto front (see `pareto_indices`), in grid order."""
         return [p for p in self.points if p.index in self.pareto_indices]
 
+    def columns(self) -> list[str]:
+        """The CSV header: the keys of every `row`, in order."""
+        return ["index", *self.names, "network", "hardware", "unit", "compression", "batch",
+                "pes", "onchip_bytes", *_total_columns(), "energy_per_item", "pareto", "error"]
+
     def row(self, point: SweepPoint, *, pareto: bool | None) -> dict[str, Any]:
         """The CSV row of ``point``; ``pareto`` None leaves that cell empty (not known yet)."""
         row: dict[str, Any] = {"index": point.index}
@@ -149,7 +154,7 @@ class Sweep:
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """CSV text, one row per grid point."""
-        text = rows_to_csv(self.rows())
+        text = rows_to_csv(self.rows(), self.columns())
         if path is not None:
             write_text(path, text)
         return text
@@ -226,6 +231,16 @@ class Sweep:
         from nnjoules.report.sweep_plot import plot_sweeps
 
         return plot_sweeps([self])
+
+
+def sweeps_to_json(sweeps: Sequence[Sweep]) -> str:
+    """The JSON of a sweep of several networks: ``{"kind": "sweeps", "sweeps": [...]}``,
+    each entry a single sweep's JSON object (`Sweep.to_dict`)."""
+    from nnjoules.version import __version__
+
+    return json.dumps({"schema_version": SCHEMA_VERSION, "kind": "sweeps",
+                       "nnjoules_version": __version__,
+                       "sweeps": [s.to_dict() for s in sweeps]}, indent=2)
 
 
 def _percent(part: float, whole: float) -> str:
