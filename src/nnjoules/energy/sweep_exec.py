@@ -151,9 +151,15 @@ class DaskExecutor:
     def __init__(self, address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         try:
             from distributed import Client
+            from distributed.comm import resolve_address
         except ImportError:
             raise InputError("--executor dask needs the packages dask and distributed: "
                              "pip install 'nnjoules[cluster]'") from None
+        try:  # a malformed address fails here, before a half-made Client warns on exit
+            resolve_address(address)
+        except (OSError, ValueError, TypeError) as err:
+            raise InputError(f"--scheduler {address}: not a Dask scheduler address, e.g. "
+                             f"tcp://10.0.0.5:8786 ({' '.join(str(err).split())})") from None
         try:
             self.client = Client(address, timeout=f"{timeout_s}s", set_as_default=False)
         except (OSError, TimeoutError, ValueError, TypeError) as err:

@@ -152,7 +152,8 @@ def _check_size(networks: int, parameters: Parameters, *, force: bool) -> None:
                          "per parameter")
     if points > MAX_POINTS and not force:
         sizes = " x ".join(f"{len(v)} {n}" for n, v in parameters)
-        raise InputError(f"the sweep has {points:,} points ({networks} network(s) x {sizes}), "
+        nets = f"{networks} network{'s' if networks > 1 else ''}"
+        raise InputError(f"the sweep has {points:,} points ({nets} x {sizes}), "
                          f"more than the cap of {MAX_POINTS:,}: give --force to run it")
 
 
