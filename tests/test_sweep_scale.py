@@ -144,6 +144,10 @@ def test_dask_cluster_gives_the_byte_identical_csv(tmp_path, capsys):
     (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"],
      "--jobs is for --executor local"),
     (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for --executor dask"),
+    (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "nan"],
+     "--connect-timeout must be a positive number of seconds, got nan"),
+    (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "-1"],
+     "--connect-timeout must be a positive number of seconds, got -1"),
 ])
 def test_bad_executor_options_exit_2_in_one_line_quickly(argv, message, capsys, tmp_path,
                                                          monkeypatch):

@@ -218,8 +218,9 @@ def open_executor(kind: str, *, jobs: int = 1, scheduler: str | None = None,
     if jobs != 1:
         raise InputError("--jobs is for --executor local; a Dask cluster runs as many "
                          "chunks at once as its workers have threads")
-    if timeout_s <= 0:
-        raise InputError(f"--connect-timeout must be positive, got {timeout_s:g}")
+    if not 0 < timeout_s < float("inf"):  # also refuses NaN
+        raise InputError(f"--connect-timeout must be a positive number of seconds, got "
+                         f"{timeout_s:g}")
     executor = DaskExecutor(scheduler, timeout_s=timeout_s)
     try:
         yield executor
