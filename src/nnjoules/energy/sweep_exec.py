@@ -118,7 +118,8 @@ class LocalExecutor:
 
         # spawn: workers never inherit torch's threads (fork after threads can deadlock).
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(work)),
-                                   mp_context=multiprocessing.get_context("spawn"))
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_ignore_sigint)
         try:
             futures = [pool.submit(run_chunk, job, chunk) for job, chunk in work]
             for future in futures:
@@ -128,6 +129,14 @@ class LocalExecutor:
                 yield points
         finally:  # an interrupted sweep does not wait for the chunks still queued
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C reaches the whole process group: the parent alone stops the sweep (and
+    cancels the queued chunks); workers finish their chunk instead of printing tracebacks."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _deltas(progress: Callable[[int], None]) -> Callable[[int, int], None]:
