@@ -149,8 +149,7 @@ def _write_outputs(args: argparse.Namespace, results: list[Sweep], csv_path: Pat
     from nnjoules.progress import wrote
     from nnjoules.report.plots import save_figure
     from nnjoules.report.summary import write_text
-    from nnjoules.report.sweep import sweeps_to_json
-    from nnjoules.report.sweep_plot import plot_sweeps
+    from nnjoules.report.sweep import plot_sweeps, sweeps_to_json
 
     if not args.quiet:
         sys.stdout.write("\n".join(result.to_table() for result in results))
