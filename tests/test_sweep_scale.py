@@ -26,6 +26,7 @@ from nnjoules.energy.sweep_plan import chunk_grid, plan_chunks
 from nnjoules.energy.sweep_run import MAX_POINTS, settings_at, sweep_networks
 from nnjoules.energy.workload import Precision
 from nnjoules.errors import InputError
+from nnjoules.report.sweep import plot_sweeps
 from nnjoules.report.sweep_csv import read_partial
 from toy_reports import toy_workload
 
@@ -86,6 +87,12 @@ def test_several_networks_one_csv_each_point_a_direct_estimate(tmp_path):
     assert rows[:12] == rows_of(toy.to_csv()) and rows[12:] == rows_of(large.to_csv())
     assert out.read_text() == toy.to_csv() + large.to_csv().partition("\n")[2]
     assert toy.points[0].totals.energy < large.points[0].totals.energy
+    axes = plot_sweeps([toy, large]).axes  # a row of panels per network, front ringed
+    assert len(axes) == 2 * len(GRID)
+    for ax, result in zip(axes, [toy] * 3 + [large] * 3, strict=True):
+        (rings,) = ax.collections
+        assert sorted(y for _, y in rings.get_offsets()) == sorted(
+            p.energy_per_item for p in result.pareto())
 
 
 def test_several_networks_from_the_command_line(tmp_path, capsys):
