@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnjoules.report.energy_report import EnergyReport
 from nnjoules.errors import InputError
 from nnjoules.io import write_bytes_atomic, write_text_atomic
+from nnjoules.report.energy_report import EnergyReport
 
 NODE_TYPES = ("Conv", "Gemm", "MatMul")  # the ONNX nodes nnjoules reports as layers
 
