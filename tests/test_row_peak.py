@@ -126,3 +126,19 @@ def test_measured_row_peak_lets_the_weight_pad_hold_more_filters():
     assert m_layer.mapping.p * m_layer.mapping.q * 3 > 224 >= (
         f_layer.mapping.p * f_layer.mapping.q * 3)
     assert m_layer.energy.total < f_layer.energy.total
+
+
+def test_densities_file_gives_the_row_peak_and_refuses_one_below_the_mean(tmp_path, capsys):
+    from nnjoules.cli import main
+
+    good = tmp_path / "good.json"
+    good.write_text('{"features.3": {"weights": 0.3, "weights_row_peak": 0.5}}')
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"features.3": {"weights": 0.3, "weights_row_peak": 0.2}}')
+    out = tmp_path / "r.json"
+    assert main(["estimate", "lenet5", "--densities", str(good), "--json", str(out),
+                 "--quiet"]) == 0
+    assert main(["estimate", "lenet5", "--densities", str(bad), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"nnjoules: error: {bad}: layer 'features.3': weights_row_peak 0.2 is below "
+                   "weights 0.3: the densest filter row cannot be sparser than the mean")
