@@ -56,7 +56,9 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
         compression_levels: which moves carry compressed weights and ifmaps:
             ``"dram"`` (default), ``"dram,glb"`` or ``"all"`` (DRAM, GLB and array).
         densities: per-layer overrides, by layer name: a `Density` or a dict of
-            its fields (``{"weights": 0.3}``); unnamed fields keep measured values.
+            its fields (``{"weights": 0.3}``); unnamed fields keep measured values,
+            except ``weights_row_peak`` (the densest filter row, which sizes compressed
+            weight tiles), which falls to 1.0 (no bound) when ``weights`` is given alone.
         measure_density: measure weight and activation densities from the model (an
             ONNX graph is run with ONNX Runtime; if it cannot run, activations are taken
             as dense and ``report.workload.notes`` says so).
@@ -179,11 +181,17 @@ def _densities(workload: Workload, given: MappingABC[str, Density | MappingABC[s
             continue
         current = known[layer_name].density
         fields = {"weights", "ifmaps", "ofmaps"}
-        unknown = set(value) - fields
+        unknown = set(value) - fields - {"weights_row_peak"}
         if unknown:
             raise InputError(f"densities.{layer_name}: unknown field(s) {sorted(unknown)}; "
-                             f"use {sorted(fields)}")
+                             f"use {sorted(fields | {'weights_row_peak'})}")
         merged = {f: getattr(current, f) for f in fields} | dict(value)
+        # The densest filter row was measured for the old weights: new weights are taken as
+        # unbounded (dense rows, 1.0) unless the override gives their peak too.
+        if "weights" in value:
+            merged.setdefault("weights_row_peak", 1.0)
+        else:
+            merged.setdefault("weights_row_peak", current.weights_row_peak)
         try:
             # Run-length statistics were measured for the old values; drop the changed ones.
             out[layer_name] = Density(**merged, **{

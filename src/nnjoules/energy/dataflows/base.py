@@ -98,6 +98,10 @@ def lower_to_fc(layer: Layer) -> Layer | None:
     if layer.dilation != (1, 1) or layer.stride[0] < layer.R or layer.stride[1] < layer.S \
             or (layer.R, layer.S) == (1, 1):
         return None
+    # A filter row of the FC layer is one weight: the peak over S-wide rows bounds nothing
+    # there (any non-zero weight is a dense row).
+    peak = 1.0 if layer.density.weights > 0 else 0.0
     return replace(layer, kind=LayerKind.FC, N=layer.N * layer.E * layer.F,
                    C=layer.C * layer.R * layer.S, H=1, W=1, R=1, S=1, E=1, F=1,
-                   stride=(1, 1), padding=(0, 0, 0, 0))
+                   stride=(1, 1), padding=(0, 0, 0, 0),
+                   density=replace(layer.density, weights_row_peak=peak))

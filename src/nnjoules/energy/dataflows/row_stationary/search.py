@@ -15,7 +15,9 @@ or PEs as it grows:
 Ties (equal energy) between strip heights e and batch chunks n go to the mapping with
 most active PEs (the author's tie-break, a throughput proxy); other ties to the first
 candidate in a fixed enumeration order. The result is deterministic.
-`tests/test_search.py` checks the result against a brute force over every legal
+Tiles are sized by the storage rule of `nnjoules.energy.footprint` (the same functions
+`mapping.violations` uses): where weights are kept compressed, a sparse layer fits
+larger tiles. `tests/test_search.py` checks the result against a brute force over every legal
 mapping of small layers.
 """
 
@@ -47,6 +49,7 @@ from nnjoules.energy.dataflows.row_stationary.mapping import (
     rf_violations,
     violations,
 )
+from nnjoules.energy.footprint import Storage, ifmap_tile_bits, weight_tile_bits
 from nnjoules.energy.hardware import Hardware, Level
 from nnjoules.energy.workload import Layer, Operand
 from nnjoules.errors import MappingError
@@ -104,8 +107,10 @@ def best_mapping(layer: Layer, hw: Hardware,
                  levels: CompressionLevels = CompressionLevels.DRAM) -> SearchResult:
     """The legal row-stationary mapping of ``layer`` on ``hw`` with the lowest energy.
 
-    Tiles are sized for dense data (a compressed tile is never larger), so compression
-    changes which mapping costs least, never which mappings fit.
+    Where the rules keep weights or ifmaps compressed in the GLB or the scratch pads
+    (`Storage.of`), tiles are sized by their worst-case compressed chunk (weights by
+    their densest filter row, ifmaps dense), never larger than raw: a sparse layer with
+    a known row peak can map with larger tiles; dense data fits as without compression.
 
     A convolution whose windows do not overlap (stride >= filter size, e.g. the 16 x 16
     patch embedding of ViT) but whose filter row does not fit a PE is mapped as the
@@ -115,28 +120,36 @@ def best_mapping(layer: Layer, hw: Hardware,
         MappingError: no mapping is legal; the message names the layer and the
             constraint that even the smallest mapping breaks.
     """
+    storage = Storage.of(compression, gating, levels)
     try:
-        return _search(layer, hw, unit_energies(layer, hw, compression, gating, levels))
+        return _search(layer, hw, unit_energies(layer, hw, compression, gating, levels), storage)
     except MappingError:
         lowered = lower_to_fc(layer)
         if lowered is None:
             raise
-        return _search(lowered, hw, unit_energies(lowered, hw, compression, gating, levels))
+        return _search(lowered, hw, unit_energies(lowered, hw, compression, gating, levels),
+                       storage)
 
 
-def _search(layer: Layer, hw: Hardware, units: UnitEnergies) -> SearchResult:
-    q_max, p_max = _rf_bounds(layer, hw)
+def _search(layer: Layer, hw: Hardware, units: UnitEnergies, storage: Storage) -> SearchResult:
+    qs = _candidates(layer.C)
+    p_limits = _p_limits(layer, hw, storage, qs)
+    # p_limit[q]: the largest p the RF admits beside q channels (0: q itself does not fit)
+    p_limit = np.zeros(layer.C + 1, dtype=np.int64)
+    p_limit[qs] = p_limits
+    q_max = int(qs[p_limits >= 1].max()) if (p_limits >= 1).any() else 0
     pe_limit = hw.pe_array.num_pes // layer.R
     q, r = _pairs(layer.C, q_max, pe_limit)
-    p, t = _pairs(layer.M, p_max, pe_limit)
+    p, t = _pairs(layer.M, int(p_limit[1]), pe_limit)
     if len(q) == 0 or len(p) == 0 or pe_limit < 1:
-        raise _unmappable(layer, hw)
+        raise _unmappable(layer, hw, storage)
     psum_energy = _energy(channel_terms(layer, q=q, r=r), units)
     best: tuple[float, int, Mapping] | None = None
     evaluated = 0
     for n in _candidates(layer.N):
         for e in _candidates(layer.E):
-            found = _best_for(layer, hw, units, int(n), int(e), (q, r, psum_energy), (p, t))
+            found = _best_for(layer, hw, (units, storage, p_limit), int(n), int(e),
+                              (q, r, psum_energy), (p, t))
             if found is None:
                 continue
             energy, pes, count, mapping = found
@@ -144,33 +157,41 @@ def _search(layer: Layer, hw: Hardware, units: UnitEnergies) -> SearchResult:
             if best is None or (energy, -pes) < (best[0], -best[1]):
                 best = (energy, pes, mapping)
     if best is None:
-        raise _unmappable(layer, hw)
+        raise _unmappable(layer, hw, storage)
     return SearchResult(mapping=best[2], energy=best[0], candidates=evaluated, mapped=layer)
 
 
-def _rf_bounds(layer: Layer, hw: Hardware) -> tuple[int, int]:
-    """Largest q and p the RF admits with the partner variable at 1."""
+def _p_limits(layer: Layer, hw: Hardware, storage: Storage, qs: np.ndarray) -> np.ndarray:
+    """Largest p (0 when none) the RF admits beside q channels, for each q in ``qs``.
+
+    Every tile grows with p and q, so the p that fit beside q are 1 .. the limit.
+    """
+    p = np.arange(1, layer.M + 1, dtype=np.int64)[None, :]
+    q = qs.astype(np.int64)[:, None]
     prec, rf = layer.precision, hw.rf
-    w_row = layer.S * prec.weight_bits
-    i_row = layer.S_eff * prec.ifmap_bits
+    w_bits = weight_tile_bits(layer, p * q, Level.RF, storage)
+    i_bits = ifmap_tile_bits(layer, q * layer.S_eff, Level.RF, storage)
+    p_bits = p * prec.ofmap_bits
     if rf.size_bytes is not None:
-        bits = 8 * rf.size_bytes
-        return (bits - prec.ofmap_bits) // (w_row + i_row), (bits - i_row) // (w_row
-                                                                                + prec.ofmap_bits)
-    assert rf.ifmaps_bytes and rf.psums_bytes and rf.weights_bytes
-    return (min(8 * rf.ifmaps_bytes // i_row, 8 * rf.weights_bytes // w_row),
-            min(8 * rf.psums_bytes // prec.ofmap_bits, 8 * rf.weights_bytes // w_row))
+        fits = w_bits + i_bits + p_bits <= 8 * rf.size_bytes
+    else:
+        assert rf.ifmaps_bytes and rf.psums_bytes and rf.weights_bytes
+        fits = ((w_bits <= 8 * rf.weights_bytes) & (i_bits <= 8 * rf.ifmaps_bytes)
+                & (p_bits <= 8 * rf.psums_bytes))
+    return np.asarray(fits.sum(axis=1), dtype=np.int64)
 
 
-def _best_for(layer: Layer, hw: Hardware, units: UnitEnergies, n: int, e: int,
-              channel: tuple[np.ndarray, np.ndarray, np.ndarray],
+def _best_for(layer: Layer, hw: Hardware, rules: tuple[UnitEnergies, Storage, np.ndarray],
+              n: int, e: int, channel: tuple[np.ndarray, np.ndarray, np.ndarray],
               filters: tuple[np.ndarray, np.ndarray],
               ) -> tuple[float, int, int, Mapping] | None:
     """Best mapping with this (n, e); None when nothing with it is legal.
 
     The energy is a sum of parts that depend on (n, e), on (q, r) and on (e, m, p, t)
-    alone (see `access_terms`); only the constraints couple them.
+    alone (see `access_terms`); only the constraints couple them. ``rules`` holds the
+    unit energies, the storage rule and the RF's p limit per q (see `_search`).
     """
+    units, storage, p_limit = rules
     prec = layer.precision
     sets_limit = hw.pe_array.num_pes // (layer.R * e)
     if sets_limit < 1:
@@ -183,12 +204,13 @@ def _best_for(layer: Layer, hw: Hardware, units: UnitEnergies, n: int, e: int,
     psum_bits_per_filter = n * e * layer.F * prec.ofmap_bits
     # Psums of all M filters fit beside the largest ifmap tile: one filter chunk for
     # every candidate, so (p, t) pairs can be pruned like (q, r) pairs.
-    widest_tile = n * min(int((q * r).max()), layer.C) * rows * layer.W * prec.ifmap_bits
+    widest_tile = ifmap_tile_bits(layer, n * min(int((q * r).max()), layer.C) * rows * layer.W,
+                                  Level.GLB, storage)
     ifmap_energy = _energy(filter_terms(layer, e=e, m=layer.M, p=p, t=t), units)
     fixed = _energy(batch_strip_terms(layer, n=n, e=e), units)
     if hw.glb.size_bits - widest_tile >= layer.M * psum_bits_per_filter:
-        found = _best_single_chunk(layer, hw, (q, r, psum_energy), (p, t, ifmap_energy),
-                                   sets_limit)
+        found = _best_single_chunk((q, r, psum_energy), (p, t, ifmap_energy), sets_limit,
+                                   p_limit[q])
         if found is None:
             return None
         energy, count, (qk, rk, pk, tk) = found
@@ -201,16 +223,11 @@ def _best_for(layer: Layer, hw: Hardware, units: UnitEnergies, n: int, e: int,
         return None
     q, r, psum_energy = q[i], r[i], psum_energy[i]
     p, t, ifmap_energy = p[j], t[j], ifmap_energy[j]
-    # RF: the weight rows p*q*S couple p and q.
-    w_bits = p * q * layer.S * prec.weight_bits
-    if hw.rf.size_bytes is not None:
-        ok = w_bits + q * layer.S_eff * prec.ifmap_bits + p * prec.ofmap_bits \
-            <= 8 * hw.rf.size_bytes
-    else:
-        assert hw.rf.weights_bytes is not None
-        ok = w_bits <= 8 * hw.rf.weights_bytes
+    # RF: the weight rows p*q couple p and q.
+    ok = p <= p_limit[q]
     # GLB: the ifmap tile is fixed by (n, e, q*r); psums get the rest, which fixes m.
-    ifmap_tile = n * np.minimum(q * r, layer.C) * rows * layer.W * prec.ifmap_bits
+    ifmap_tile = ifmap_tile_bits(layer, n * np.minimum(q * r, layer.C) * rows * layer.W,
+                                 Level.GLB, storage)
     m_cap = (hw.glb.size_bits - ifmap_tile) // psum_bits_per_filter
     pt = p * t
     m = np.where(m_cap >= layer.M, layer.M, (m_cap // pt) * pt)
@@ -230,13 +247,13 @@ def _best_for(layer: Layer, hw: Hardware, units: UnitEnergies, n: int, e: int,
     return float(energy[k]), int(pes[k]), len(energy), mapping
 
 
-def _best_single_chunk(layer: Layer, hw: Hardware,
-                       channel: tuple[np.ndarray, np.ndarray, np.ndarray],
+def _best_single_chunk(channel: tuple[np.ndarray, np.ndarray, np.ndarray],
                        filters: tuple[np.ndarray, np.ndarray, np.ndarray], sets_limit: int,
+                       p_limit: np.ndarray,
                        ) -> tuple[float, int, tuple[int, int, int, int]] | None:
     """Best (q, r, p, t) when the GLB never splits the filters (m = M for all).
 
-    Then only the array (r*t <= sets_limit) and the RF (p <= p_max(q)) couple the
+    Then only the array (r*t <= sets_limit) and the RF (p <= p_limit, per q) couple the
     channel split and the filter split, and both are prefix conditions: the best
     filter split for a budget of t sets and p filters is a 2-D prefix minimum.
     """
@@ -252,7 +269,6 @@ def _best_single_chunk(layer: Layer, hw: Hardware,
     best, where = grid.copy(), index.copy()
     for axis in (0, 1):
         best, where = _prefix_argmin(best, where, axis)
-    p_limit = _p_limit(layer, hw, q)
     row = np.searchsorted(ps, p_limit, side="right") - 1
     ok = row >= 0
     total = np.full(len(q), np.inf)
@@ -279,21 +295,11 @@ def _prefix_argmin(best: np.ndarray, where: np.ndarray, axis: int,
     return best, where
 
 
-def _p_limit(layer: Layer, hw: Hardware, q: np.ndarray) -> np.ndarray:
-    """Largest p the RF admits beside q channels, per q."""
-    prec, rf = layer.precision, hw.rf
-    w_row = q * layer.S * prec.weight_bits
-    if rf.size_bytes is not None:
-        room = 8 * rf.size_bytes - q * layer.S_eff * prec.ifmap_bits
-        return room // (w_row + prec.ofmap_bits)
-    assert rf.weights_bytes is not None and rf.psums_bytes is not None
-    return np.minimum(8 * rf.weights_bytes // w_row, 8 * rf.psums_bytes // prec.ofmap_bits)
-
-
-def _unmappable(layer: Layer, hw: Hardware) -> MappingError:
+def _unmappable(layer: Layer, hw: Hardware, storage: Storage) -> MappingError:
     """The error for a layer no mapping fits: which constraint the smallest one breaks."""
     smallest = Mapping(m=1, n=1, e=1, p=1, q=1, r=1, t=1)
-    broken = violations(layer, smallest, hw) or rf_violations(layer, smallest, hw)
+    broken = (violations(layer, smallest, hw, storage)
+              or rf_violations(layer, smallest, hw, storage))
     why = "; ".join(broken) if broken else "no candidate mapping satisfies all constraints"
     return MappingError(f"layer {layer.name!r} ({layer.kind.value}, C={layer.C} M={layer.M} "
                         f"H={layer.H} W={layer.W} R={layer.R} S={layer.S}) cannot be mapped "
