@@ -24,6 +24,11 @@ from hypothesis import strategies as st
 
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of
 from nnjoules.energy.counts import AccessCounts
+from nnjoules.energy.dataflows.no_local_reuse import NO_LOCAL_REUSE, NLRMapping
+from nnjoules.energy.dataflows.output_stationary import OS_A, OS_B, OS_C
+from nnjoules.energy.dataflows.output_stationary.moc_mop import OSBMapping
+from nnjoules.energy.dataflows.output_stationary.moc_sop import OSCMapping
+from nnjoules.energy.dataflows.output_stationary.soc_mop import OSAMapping
 from nnjoules.energy.dataflows.tiling import TiledDataflow
 from nnjoules.energy.dataflows.weight_stationary import WEIGHT_STATIONARY, WSMapping
 from nnjoules.energy.hardware import (
@@ -123,8 +128,39 @@ def ws_space(layer: Layer) -> Iterator[WSMapping]:
         yield WSMapping(r=r, t=t, f=f)
 
 
+def nlr_space(layer: Layer) -> Iterator[NLRMapping]:
+    for n, p, q, e, f in itertools.product(range(1, layer.N + 1), range(1, layer.M + 1),
+                                           range(1, layer.C + 1), range(1, layer.E + 1),
+                                           range(1, layer.F + 1)):
+        for m in chunk_choices(layer.M, p):
+            yield NLRMapping(n=n, m=m, p=p, q=q, e=e, f=f)
+
+
+def os_a_space(layer: Layer) -> Iterator[OSAMapping]:
+    for m, n, e, f in itertools.product(range(1, layer.M + 1), range(1, layer.N + 1),
+                                        range(1, layer.E + 1), range(1, layer.F + 1)):
+        yield OSAMapping(m=m, n=n, e=e, f=f)
+
+
+def os_b_space(layer: Layer) -> Iterator[OSBMapping]:
+    for n, p, f in itertools.product(range(1, layer.N + 1), range(1, layer.M + 1),
+                                     range(1, layer.F + 1)):
+        for m in chunk_choices(layer.M, p):
+            yield OSBMapping(m=m, n=n, p=p, f=f)
+
+
+def os_c_space(layer: Layer) -> Iterator[OSCMapping]:
+    for n, p in itertools.product(range(1, layer.N + 1), range(1, layer.M + 1)):
+        for m in chunk_choices(layer.M, p):
+            yield OSCMapping(m=m, n=n, p=p)
+
+
 CASES = {
     "weight-stationary": Case(WEIGHT_STATIONARY, sims.run_ws, ws_space),
+    "output-stationary-a": Case(OS_A, sims.run_os_a, os_a_space),
+    "output-stationary-b": Case(OS_B, sims.run_os_b, os_b_space),
+    "output-stationary-c": Case(OS_C, sims.run_os_c, os_c_space),
+    "no-local-reuse": Case(NO_LOCAL_REUSE, sims.run_nlr, nlr_space),
 }
 
 
@@ -229,3 +265,65 @@ def test_ws_equals_ws_flow_m() -> None:
     assert counts.read(ARRAY, PSUMS) == O * (ly.C * ly.R * ly.S - -(-ly.C // r) * ly.R)
     assert counts.read(RF, WEIGHTS) == Wt * ly.N * ly.E * ly.F
     assert counts.total(RF) == counts.read(RF, WEIGHTS) and counts.total(GLB, IFMAPS) == 0
+
+
+def author(ly: Layer) -> dict[str, float]:
+    """The shape quantities of the author's code (square layers, no padding here)."""
+    return {"I": ly.num_ifmap_values, "Wt": ly.num_weights, "O": ly.num_ofmap_values,
+            "av": ly.E / ly.H, "ah": ly.F / ly.W}
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def test_nlr_equals_nlr_flow_m() -> None:
+    ly, (n, m, p, q, e, f) = ALEX_CONV3, (2, 96, 32, 8, 13, 13)
+    a = author(ly)
+    counts = NO_LOCAL_REUSE.count_accesses(ly, NLRMapping(n=n, m=m, p=p, q=q, e=e, f=f))
+    h, w = ly.U * e + ly.R - ly.U, ly.U * f + ly.S - ly.U
+    beta_v, beta_h = e / h, f / w
+    assert counts.read(DRAM, WEIGHTS) == a["Wt"] * cdiv(ly.N, n) * cdiv(ly.E, e) * cdiv(ly.F, f)
+    assert counts.read(DRAM, IFMAPS) == pytest.approx(
+        a["I"] * cdiv(ly.M, m) * (a["av"] / beta_v) * (a["ah"] / beta_h))
+    assert counts.read(GLB, IFMAPS) == pytest.approx(
+        a["I"] * cdiv(ly.M, p) * ly.R * ly.S * a["av"] * a["ah"])
+    assert counts.read(GLB, WEIGHTS) == a["Wt"] * ly.N * ly.E * ly.F
+    assert counts.read(GLB, PSUMS) == counts.write(GLB, PSUMS) \
+        == a["O"] * (cdiv(ly.C, q) * ly.R * ly.S - 1)
+    assert counts.read(ARRAY, PSUMS) == a["O"] * (ly.C * ly.R * ly.S - cdiv(ly.C, q) * ly.R
+                                                  * ly.S)
+    assert counts.total(RF) == 0 and counts.write(DRAM, PSUMS) == a["O"]
+
+
+@pytest.mark.parametrize("variant", ["a", "b", "c"])
+def test_os_equals_the_authors_os_flows(variant: str) -> None:
+    """``os_soc_mop_flow.m``, ``os_moc_mop_flow.ver3.m``, ``os_moc_sop_flow.m``."""
+    ly = ALEX_CONV3
+    a = author(ly)
+    m, n, p, e, f = 96, 2, 16, 13, 13
+    w, h = ly.U * f + ly.S - ly.U, ly.U * e + ly.R - ly.U
+    halo_h, halo_v = a["ah"] / (f / w), a["av"] / (e / h)
+    if variant == "a":
+        counts = OS_A.count_accesses(ly, OSAMapping(m=m, n=n, e=e, f=f))
+        dram_i = a["I"] * cdiv(ly.M, m) * halo_v * halo_h
+        glb_w = a["Wt"] * cdiv(ly.N, n) * cdiv(ly.E, e) * cdiv(ly.F, f)
+        glb_i = a["I"] * ly.M * halo_v * halo_h
+    elif variant == "b":
+        counts = OS_B.count_accesses(ly, OSBMapping(m=m, n=n, p=p, f=f))
+        dram_i = a["I"] * cdiv(ly.M, m) * ly.R * a["av"] * halo_h
+        glb_w = a["Wt"] * cdiv(ly.N, n) * ly.E * cdiv(ly.F, f)
+        glb_i = a["I"] * cdiv(ly.M, p) * ly.R * a["av"] * halo_h
+    else:
+        counts = OS_C.count_accesses(ly, OSCMapping(m=m, n=n, p=p))
+        dram_i = a["I"] * cdiv(ly.M, m) * ly.R * ly.S * a["av"] * a["ah"]
+        glb_w = a["Wt"] * cdiv(ly.N, n) * ly.E * ly.F
+        glb_i = a["I"] * cdiv(ly.M, p) * ly.R * ly.S * a["av"] * a["ah"]
+    assert counts.read(DRAM, IFMAPS) == pytest.approx(dram_i)
+    assert counts.read(GLB, WEIGHTS) == glb_w
+    assert counts.read(GLB, IFMAPS) == pytest.approx(glb_i)
+    assert counts.read(DRAM, WEIGHTS) == a["Wt"]
+    assert counts.read(ARRAY, WEIGHTS) == counts.read(ARRAY, IFMAPS) == ly.macs
+    assert counts.read(RF, PSUMS) == counts.write(RF, PSUMS) \
+        == a["O"] * (ly.C * ly.R * ly.S - 1)
+    assert counts.total(GLB, PSUMS) == counts.total(ARRAY, PSUMS) == 0

@@ -179,3 +179,147 @@ def _ws_row(sim: Sim, rf: dict, bcast: dict, channels: list[int], f: int, ey: in
             psum = product if psum is None else sim.read(ARRAY, PSUMS, psum) + product
     assert psum is not None
     return psum
+
+
+# ------------------------------------------------------------------ no local reuse
+
+def tiles_2d(sim: Sim, e: int, f: int) -> list[tuple[list[int], list[int], range, range]]:
+    """Ofmap tiles of e rows x f columns, with the ifmap rows and columns each reads."""
+    ly = sim.layer
+    found = []
+    for rows in runs(range(ly.E), e):
+        for cols in runs(range(ly.F), f):
+            found.append((rows, cols, range(sim.ih(rows[0], 0), sim.ih(rows[-1], ly.R - 1) + 1),
+                          range(sim.iw(cols[0], 0), sim.iw(cols[-1], ly.S - 1) + 1)))
+    return found
+
+
+def run_nlr(sim: Sim, mp: Any) -> None:
+    """NLR: image chunks, ofmap tiles, filter chunks, channel passes, filter passes."""
+    ly = sim.layer
+    channel_passes = runs(range(ly.C), mp.q)
+    acc = Accumulator(sim, len(channel_passes) * ly.R * ly.S)
+    for images in runs(range(ly.N), mp.n):
+        for rows, cols, ih, iw in tiles_2d(sim, mp.e, mp.f):
+            for chunk in chunks_of_passes(ly.M, mp.p, mp.m):
+                filters = [f for fp in chunk for f in fp]
+                for channels in channel_passes:
+                    glb_x = {(i, c, h, w): sim.read(DRAM, IFMAPS, sim.x(i, c, h, w))
+                             for i in images for c in channels for h in ih for w in iw}
+                    glb_w = {(f, c, ry, s): sim.read(DRAM, WEIGHTS, sim.w(f, c, ry, s))
+                             for f in filters for c in channels for ry in range(ly.R)
+                             for s in range(ly.S)}
+                    for fpass in chunk:
+                        _nlr_pass(sim, acc, glb_x, glb_w, images, rows, cols, fpass, channels)
+
+
+def _nlr_pass(sim: Sim, acc: Accumulator, glb_x: dict, glb_w: dict, images: list[int],
+              rows: list[int], cols: list[int], filters: list[int],
+              channels: list[int]) -> None:
+    ly = sim.layer
+    for ry in range(ly.R):
+        for s in range(ly.S):
+            for i in images:
+                for ey in rows:
+                    for ex in cols:
+                        pixel = {c: sim.read(GLB, IFMAPS, glb_x[(i, c, sim.ih(ey, ry),
+                                                                 sim.iw(ex, s))])
+                                 for c in channels}
+                        for f in filters:
+                            psum: int | None = None
+                            for c in channels:
+                                a = sim.read(ARRAY, IFMAPS, pixel[c])
+                                b = sim.read(GLB, WEIGHTS, glb_w[(f, c, ry, s)])
+                                product = sim.mac(a, b)
+                                psum = product if psum is None else \
+                                    sim.read(ARRAY, PSUMS, psum) + product
+                            assert psum is not None
+                            acc.add((i, f, ey, ex), psum)
+
+
+# ------------------------------------------------------------------ output stationary
+
+def _os_pe(sim: Sim, arr_x: dict, arr_w: dict, i: int, f: int, ey: int, ex: int) -> None:
+    """One PE accumulates one ofmap value: C*R*S MACs fed over the array, psum in RF."""
+    ly = sim.layer
+    psum: int | None = None
+    for c in range(ly.C):
+        for ry in range(ly.R):
+            for s in range(ly.S):
+                a = sim.read(ARRAY, IFMAPS, arr_x[(i, c, sim.ih(ey, ry), sim.iw(ex, s))])
+                product = sim.mac(a, sim.read(ARRAY, WEIGHTS, arr_w[(f, c, ry, s)]))
+                psum = product if psum is None else \
+                    sim.write(RF, PSUMS, sim.read(RF, PSUMS, psum) + product)
+    assert psum is not None
+    sim.store(i, f, ey, ex, sim.write(DRAM, PSUMS, psum))
+
+
+def _weights_to_glb(sim: Sim, filters: list[int]) -> dict:
+    ly = sim.layer
+    return {(f, c, ry, s): sim.read(DRAM, WEIGHTS, sim.w(f, c, ry, s)) for f in filters
+            for c in range(ly.C) for ry in range(ly.R) for s in range(ly.S)}
+
+
+def _from_glb(sim: Sim, glb: dict, operand: Operand, keep: Callable[[tuple], bool]) -> dict:
+    return {key: sim.read(GLB, operand, value) for key, value in glb.items() if keep(key)}
+
+
+def run_os_a(sim: Sim, mp: Any) -> None:
+    """OS-A: filter chunks of m; image chunks of n; ofmap tiles of e x f; one filter."""
+    ly = sim.layer
+    for filters in runs(range(ly.M), mp.m):
+        glb_w = _weights_to_glb(sim, filters)
+        for images in runs(range(ly.N), mp.n):
+            for rows, cols, ih, iw in tiles_2d(sim, mp.e, mp.f):
+                glb_x = {(i, c, h, w): sim.read(DRAM, IFMAPS, sim.x(i, c, h, w))
+                         for i in images for c in range(ly.C) for h in ih for w in iw}
+                for f in filters:
+                    arr_x = _from_glb(sim, glb_x, IFMAPS, lambda key: True)
+                    arr_w = _from_glb(sim, glb_w, WEIGHTS, lambda key, f=f: key[0] == f)
+                    for i in images:
+                        for ey in rows:
+                            for ex in cols:
+                                _os_pe(sim, arr_x, arr_w, i, f, ey, ex)
+
+
+def run_os_b(sim: Sim, mp: Any) -> None:
+    """OS-B: filter chunks; image chunks; ofmap rows; column strips; filter passes."""
+    ly = sim.layer
+    for chunk in chunks_of_passes(ly.M, mp.p, mp.m):
+        glb_w = _weights_to_glb(sim, [f for fp in chunk for f in fp])
+        for images in runs(range(ly.N), mp.n):
+            for ey in range(ly.E):
+                ih = [sim.ih(ey, ry) for ry in range(ly.R)]
+                for cols in runs(range(ly.F), mp.f):
+                    iw = range(sim.iw(cols[0], 0), sim.iw(cols[-1], ly.S - 1) + 1)
+                    glb_x = {(i, c, h, w): sim.read(DRAM, IFMAPS, sim.x(i, c, h, w))
+                             for i in images for c in range(ly.C) for h in ih for w in iw}
+                    for fpass in chunk:
+                        arr_x = _from_glb(sim, glb_x, IFMAPS, lambda key: True)
+                        arr_w = _from_glb(sim, glb_w, WEIGHTS,
+                                          lambda key, fp=fpass: key[0] in fp)
+                        for f in fpass:
+                            for i in images:
+                                for ex in cols:
+                                    _os_pe(sim, arr_x, arr_w, i, f, ey, ex)
+
+
+def run_os_c(sim: Sim, mp: Any) -> None:
+    """OS-C: filter chunks; image chunks; ofmap pixels; filter passes."""
+    ly = sim.layer
+    for chunk in chunks_of_passes(ly.M, mp.p, mp.m):
+        glb_w = _weights_to_glb(sim, [f for fp in chunk for f in fp])
+        for images in runs(range(ly.N), mp.n):
+            for ey in range(ly.E):
+                for ex in range(ly.F):
+                    glb_x = {(i, c, sim.ih(ey, ry), sim.iw(ex, s)):
+                             sim.read(DRAM, IFMAPS, sim.x(i, c, sim.ih(ey, ry), sim.iw(ex, s)))
+                             for i in images for c in range(ly.C) for ry in range(ly.R)
+                             for s in range(ly.S)}
+                    for fpass in chunk:
+                        arr_x = _from_glb(sim, glb_x, IFMAPS, lambda key: True)
+                        arr_w = _from_glb(sim, glb_w, WEIGHTS,
+                                          lambda key, fp=fpass: key[0] in fp)
+                        for f in fpass:
+                            for i in images:
+                                _os_pe(sim, arr_x, arr_w, i, f, ey, ex)
