@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -277,6 +278,7 @@ def eyeriss_isca2016_for(dataflow: str, num_pes: int = 256) -> Hardware:
         mac=1.0)
 
 
-PRESETS = {"eyeriss": eyeriss, "eyeriss-isca2016": eyeriss_isca2016,
-           **{f"eyeriss-isca2016{suffix}": partial(eyeriss_isca2016_for, name)
-              for name, suffix in ISCA2016_SUFFIX.items() if suffix}}
+PRESETS: dict[str, Callable[[], Hardware]] = {
+    "eyeriss": eyeriss, "eyeriss-isca2016": eyeriss_isca2016,
+    **{f"eyeriss-isca2016{suffix}": partial(eyeriss_isca2016_for, name)
+       for name, suffix in ISCA2016_SUFFIX.items() if suffix}}
