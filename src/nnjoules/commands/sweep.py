@@ -90,7 +90,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         result = sweep(workload_at, grid, hardware=hardware,
                        compression=args.compression, gating=args.gating,
                        compression_levels=args.compression_levels, batch=args.batch or 1,
-                       jobs=args.jobs, progress=advance)
+                       jobs=args.jobs, dataflow=args.dataflow, progress=advance)
     if not args.quiet:
         sys.stdout.write(result.to_table())
     result.to_csv(csv_path)

@@ -63,6 +63,7 @@ class Sweep:
     batch: int
     parameters: tuple[tuple[str, tuple[Any, ...]], ...]
     points: tuple[SweepPoint, ...]
+    dataflow: str = "row-stationary"
 
     @property
     def unit(self) -> str:
@@ -114,7 +115,7 @@ class Sweep:
         return {"schema_version": SCHEMA_VERSION, "kind": "sweep",
                 "nnjoules_version": __version__, "network": self.network, "unit": self.unit,
                 "compression": self.compression.value, "batch": self.batch,
-                "hardware": hardware_to_dict(self.base_hardware),
+                "dataflow": self.dataflow, "hardware": hardware_to_dict(self.base_hardware),
                 "parameters": {name: [format_value(v) for v in values]
                                for name, values in self.parameters},
                 "points": self.rows()}
@@ -160,7 +161,8 @@ class Sweep:
                    for key, texts in cells.items() if key != "per item" or per_item]
         size = table_width(width)
         count = len(self.points)
-        title = (f"{self.network} on {self.base_hardware.name}: sweep of {count} "
+        flow = "" if self.dataflow == "row-stationary" else f" ({self.dataflow})"
+        title = (f"{self.network} on {self.base_hardware.name}{flow}: sweep of {count} "
                  f"point{'s' if count != 1 else ''} (energy unit: {self.unit})")
         lines = render_table(title, columns, size)
         for point in self.points:
