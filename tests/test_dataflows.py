@@ -223,3 +223,19 @@ def test_sweep_runs_every_point_under_the_dataflow() -> None:
         assert point.totals is not None and point.totals.energy == direct.total()
     with pytest.raises(InputError, match="dataflow: unknown 'xs'"):
         sweep(workload, {"glb_kb": ["64"]}, dataflow="xs")
+
+
+def test_dataflow_is_a_sweep_parameter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    workload = Workload("toy", (LAYERS[0], LAYERS[3]))
+    result = sweep(workload, {"dataflow": ["RS", "ws", "output-stationary-a", "NLR"]},
+                   hardware="eyeriss-isca2016")
+    names = ["row-stationary", "weight-stationary", "output-stationary-a", "no-local-reuse"]
+    assert [p.settings["dataflow"] for p in result.points] == names
+    assert [row["dataflow"] for row in result.rows()] == names
+    for point, name in zip(result.points, names, strict=True):
+        direct = estimate_workload(workload, eyeriss_isca2016(), dataflow=name)
+        assert point.totals is not None and point.totals.energy == direct.total()
+    assert "weight-stationary" in result.to_table(width=120)
+    result.plot().savefig(tmp_path / "s.png")
+    with pytest.raises(InputError, match=r"dataflow.*unknown 'OS-Z'"):
+        sweep(workload, {"dataflow": ["OS-Z"]})

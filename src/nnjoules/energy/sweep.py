@@ -14,6 +14,7 @@ Parameters (``--set NAME=V1,V2,...`` on the command line; defined in
   ``ofmap_bits``: one operand's;
 - ``batch``: batch size N (the network is extracted once per value);
 - ``compression``: DRAM compression, ``none``, ``significance-map`` or ``rlc``;
+- ``dataflow``: the dataflow, by name or ISCA 2016 abbreviation (``RS``, ``WS``, ...);
 - ``dram_energy``, ``glb_energy``, ``array_energy``, ``rf_energy``: energy per access
   (read and write) of that level, ``mac_energy`` per MAC, in the hardware's unit;
 - ``rf_bytes``: unified register file per PE, bytes; ``rf_weights_bytes``,
@@ -123,8 +124,8 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
             ``dram,glb``, ``all``).
         batch: the batch size the workload was (or is to be) extracted at.
         jobs: worker processes (1: run here).
-        dataflow: the dataflow of every point, by name or abbreviation (see
-            `nnjoules.energy.dataflows`).
+        dataflow: the dataflow where ``dataflow`` is not swept, by name or abbreviation
+            (see `nnjoules.energy.dataflows`).
         progress: called as ``progress(done, total)`` after each point.
 
     Returns:
@@ -156,7 +157,7 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
     levels = parse_rule(CompressionLevels, compression_levels, "compression levels")
     tasks = [PointTask(index, apply_precision(workloads[b], settings), hw,
                        settings.get("compression", base_compression), gating, levels,
-                       dataflow)
+                       settings.get("dataflow", dataflow))
              for index, (settings, hw, b) in enumerate(points)]
     outcomes = run_points(tasks, jobs=jobs, progress=progress)
     name = next(iter(workloads.values())).name

@@ -94,6 +94,7 @@ class Sweep:
             row |= {"network": self.network, "hardware": self.base_hardware.name,
                     "unit": self.unit, "compression": format_value(
                         point.settings.get("compression", self.compression)),
+                    "dataflow": point.settings.get("dataflow", self.dataflow),
                     "batch": point.batch}
             row |= point.totals.columns() if point.totals is not None else blank
             row |= {"energy_per_item": point.energy_per_item, "error": point.error}
