@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                          "(random weights), an .onnx file or package.module:factory.")
     est.add_argument("model", metavar="MODEL")
     est.add_argument("--hardware", default="eyeriss",
-                     help="preset (eyeriss, eyeriss-isca2016; in pJ: eyeriss-65nm-pj, "
-                     "eyeriss-45nm-int8, -int16, -int32) or YAML file [eyeriss]")
+                     help="preset (eyeriss, eyeriss-isca2016, eyeriss-isca2016-ws, ...; in pJ: "
+                     "eyeriss-65nm-pj, eyeriss-45nm-int8, -int16, -int32) or YAML file [eyeriss]")
     add_workload_options(est)
     est.add_argument("--densities", type=Path, default=None,
                      help="JSON file of per-layer density overrides: "
@@ -79,7 +79,8 @@ def _run_estimate(args: argparse.Namespace) -> int:
                           compression=args.compression, gating=args.gating,
                           compression_levels=args.compression_levels,
                           densities=densities, measure_density=not args.dense,
-                          name=display_name(args.model), seed=args.seed, progress=advance)
+                          name=display_name(args.model), seed=args.seed,
+                          dataflow=args.dataflow, progress=advance)
     if not args.dense:
         report = replace(report, workload=with_random_inputs_note(report.workload, args.seed))
     if not args.quiet:

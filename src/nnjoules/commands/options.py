@@ -128,6 +128,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def dataflow_name(text: str) -> str:
+    """A dataflow's registered name, from its name or ISCA 2016 abbreviation."""
+    from nnjoules.energy.dataflows import canonical_name
+
+    try:
+        return canonical_name(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("dataflow: ")) from None
+
+
 def bits(text: str) -> Any:
     from nnjoules.energy.workload import Precision
 

@@ -135,7 +135,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
             results = sweep_networks(
                 networks, grid, hardware=hardware, compression=args.compression,
                 gating=args.gating, compression_levels=args.compression_levels,
-                batch=args.batch or 1, executor=executor, csv=csv_path, resume=args.resume,
+                batch=args.batch or 1, dataflow=args.dataflow, executor=executor, csv=csv_path,
+                resume=args.resume,
                 chunk_points=args.chunk, force=args.force, progress=advance)
         except KeyboardInterrupt:
             print(f"nnjoules: the points finished so far are in {csv_path}; run the same "

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating
+from nnjoules.energy.dataflows import DEFAULT_DATAFLOW
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.sweep_plan import Chunk, chunk_grid
 from nnjoules.energy.workload import Workload
@@ -46,6 +47,7 @@ class SweepJob:
         compression_levels: which moves carry compressed data.
         batch: the batch size where ``batch`` is not swept.
         parameters: the whole grid, parameter name and typed values, in order.
+        dataflow: the dataflow where ``dataflow`` is not swept.
     """
 
     workloads: Mapping[int, Workload]
@@ -55,6 +57,7 @@ class SweepJob:
     compression_levels: CompressionLevels
     batch: int
     parameters: tuple[tuple[str, tuple[Any, ...]], ...]
+    dataflow: str = DEFAULT_DATAFLOW
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def run_chunk(job: SweepJob, chunk: Chunk,
     result = sweep(_Extracted(job.workloads), chunk_grid(job.parameters, chunk),
                    hardware=job.hardware, compression=job.compression, gating=job.gating,
                    compression_levels=job.compression_levels, batch=job.batch, jobs=1,
-                   progress=progress)
+                   dataflow=job.dataflow, progress=progress)
     return tuple(replace(point, index=chunk.start + point.index) for point in result.points)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating, parse_rule
+from nnjoules.energy.dataflows import DEFAULT_DATAFLOW, get_dataflow
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.sweep_exec import Executor, LocalExecutor, SweepJob, Work
 from nnjoules.energy.sweep_params import (
@@ -60,7 +61,8 @@ def sweep_networks(networks: Sequence[tuple[str, WorkloadSource]],
                    compression: Compression | str = Compression.SIGNIFICANCE_MAP,
                    gating: Gating | str = Gating.EITHER,
                    compression_levels: CompressionLevels | str = CompressionLevels.DRAM,
-                   batch: int = 1, executor: Executor | None = None,
+                   batch: int = 1, dataflow: str = DEFAULT_DATAFLOW,
+                   executor: Executor | None = None,
                    csv: Path | None = None, resume: bool = False,
                    chunk_points: int = CHUNK_POINTS, force: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> list[Sweep]:
@@ -71,7 +73,8 @@ def sweep_networks(networks: Sequence[tuple[str, WorkloadSource]],
             from batch size to `Workload` (needed to sweep ``batch``; called once per
             batch value, and not at all for a network whose points a resumed CSV holds).
         grid: parameter name -> values, as for `nnjoules.energy.sweep.sweep`.
-        hardware, compression, gating, compression_levels, batch: as for that function.
+        hardware, compression, gating, compression_levels, batch, dataflow: as for that
+            function.
         executor: where chunks run; default `LocalExecutor` (this process).
         csv: the CSV to stream the points to (and to resume from), or None.
         resume: continue the sweep whose partial CSV is at ``csv``.
@@ -98,17 +101,19 @@ def sweep_networks(networks: Sequence[tuple[str, WorkloadSource]],
     if chunk_points < 1:
         raise InputError(f"chunk size must be a positive integer, got {chunk_points}")
     base = load_hardware(hardware)
+    flow = get_dataflow(dataflow).name
     _check_hardware(base, parameters)  # before any (slow) extraction
     try:
         base_compression = compression_of(compression)
     except ValueError as err:
         raise InputError(f"compression: {err}") from None
     templates = [Sweep(network=name, base_hardware=base, compression=base_compression,
-                       batch=batch, parameters=parameters, points=()) for name, _ in networks]
+                       batch=batch, parameters=parameters, points=(), dataflow=flow)
+                 for name, _ in networks]
     done = _restore(templates, csv, resume)
     job_options = (base, base_compression, parse_rule(Gating, gating, "gating"),
                    parse_rule(CompressionLevels, compression_levels, "compression levels"),
-                   batch, parameters)
+                   batch, parameters, flow)
     work: list[tuple[int, Work]] = []
     per_network = grid_size([len(v) for _, v in parameters])
     remaining = per_network * len(networks) - sum(len(p) for p in done)
@@ -123,7 +128,7 @@ def sweep_networks(networks: Sequence[tuple[str, WorkloadSource]],
             [len(v) for _, v in parameters], len(done[number]), per_network, target)]
     _run(executor, work, templates, done, csv, progress)
     sweeps = [Sweep(network=t.network, base_hardware=base, compression=base_compression,
-                    batch=batch, parameters=parameters, points=tuple(points))
+                    batch=batch, parameters=parameters, points=tuple(points), dataflow=flow)
               for t, points in zip(templates, done, strict=True)]
     if csv is not None:
         write_csv(sweeps, csv)
@@ -222,11 +227,13 @@ def _point_of_row(template: Sweep, row: Mapping[str, str], index: int,
     settings = settings_at(template.parameters, index)
     expected = {"index": str(index), "network": template.network} | {
         name: format_value(value) for name, value in settings.items()}
+    if "dataflow" not in settings:
+        expected["dataflow"] = template.dataflow
     for key, text in expected.items():
         if row[key] != text:
             raise InputError(f"--resume: {csv} row {index} of {template.network} has "
                              f"{key} {row[key]!r} where this sweep has {text!r}: give the "
-                             "same models and --set values as before")
+                             "same models, --set values and --dataflow as before")
     try:
         totals = totals_of_row(row)
     except (ValueError, KeyError) as err:

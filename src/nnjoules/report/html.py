@@ -12,14 +12,14 @@ import base64
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.cost import GATING_TEXT, LEVELS_TEXT
 from nnjoules.energy.hardware import OPERANDS, AccessCost, Hardware
 from nnjoules.errors import InputError
-from nnjoules.report.table import seconds, si
+from nnjoules.report.table import dataflow_text, mapping_header, seconds, si
 
 if TYPE_CHECKING:
     from nnjoules.energy.results import LayerEstimate, NetworkEstimate
@@ -177,7 +177,8 @@ def render_html(report: NetworkEstimate, *, images: str = "png") -> str:
         f'<meta name="generator" content="nnjoules {escape(__version__)}">',
         f"<title>{escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="sub">nnjoules {escape(__version__)} &middot; row-stationary dataflow '
+        f'<p class="sub">nnjoules {escape(__version__)} &middot; {escape(report.dataflow)} '
+        "dataflow "
         f"&middot; energy unit: {escape(_unit_text(report))}</p>",
         _cards(report), _charts(report, images), _layer_table(report),
         _assumptions(report), _hardware_table(report.hardware),
@@ -260,7 +261,8 @@ def _inline_svg(text: str) -> str:
 
 
 def _layer_table(report: NetworkEstimate) -> str:
-    columns = _columns(report.total())
+    columns = [replace(c, header=mapping_header(report.layers)) if c.key == "mapping" else c
+               for c in _columns(report.total())]
     head = '<th data-key="index" data-type="num" scope="col">#</th>' + "".join(
         f'<th data-key="{c.key}" data-type="{"num" if c.numeric else "text"}" scope="col">'
         f"{escape(c.header)}</th>" for c in columns)
@@ -297,7 +299,7 @@ def _assumptions(report: NetworkEstimate) -> str:
     unmodelled = ", ".join(f"{op.op} x{op.count}" for op in report.workload.unmodelled)
     rows = [
         ("network", report.workload.name),
-        ("dataflow", "row-stationary (Chen, Emer & Sze, ISCA 2016)"),
+        ("dataflow", dataflow_text(report.dataflow)),
         ("DRAM compression", COMPRESSION_TEXT.get(report.compression.value,
                                                   report.compression.value)),
         ("compressed moves", LEVELS_TEXT[report.compression_levels]),

@@ -97,6 +97,7 @@ class Sweep:
     batch: int
     parameters: tuple[tuple[str, tuple[Any, ...]], ...]
     points: tuple[SweepPoint, ...]
+    dataflow: str = "row-stationary"
 
     @property
     def unit(self) -> str:
@@ -134,8 +135,9 @@ class Sweep:
 
     def columns(self) -> list[str]:
         """The CSV header: the keys of every `row`, in order."""
-        return ["index", *self.names, "network", "hardware", "unit", "compression", "batch",
-                "pes", "onchip_bytes", *_total_columns(), "energy_per_item", "pareto", "error"]
+        return ["index", *self.names, "network", "hardware", "unit", "compression", "dataflow",
+                "batch", "pes", "onchip_bytes", *_total_columns(), "energy_per_item", "pareto",
+                "error"]
 
     def row(self, point: SweepPoint, *, pareto: bool | None) -> dict[str, Any]:
         """The CSV row of ``point``; ``pareto`` None leaves that cell empty (not known yet)."""
@@ -144,6 +146,7 @@ class Sweep:
         row |= {"network": self.network, "hardware": self.base_hardware.name,
                 "unit": self.unit, "compression": format_value(
                     point.settings.get("compression", self.compression)),
+                "dataflow": point.settings.get("dataflow", self.dataflow),
                 "batch": point.batch, "pes": point.pes, "onchip_bytes": point.onchip_bytes}
         row |= point.totals.columns() if point.totals is not None else \
             dict.fromkeys(_total_columns())
@@ -171,7 +174,7 @@ class Sweep:
         return {"schema_version": SCHEMA_VERSION, "kind": "sweep",
                 "nnjoules_version": __version__, "network": self.network, "unit": self.unit,
                 "compression": self.compression.value, "batch": self.batch,
-                "hardware": hardware_to_dict(self.base_hardware),
+                "dataflow": self.dataflow, "hardware": hardware_to_dict(self.base_hardware),
                 "parameters": {name: [format_value(v) for v in values]
                                for name, values in self.parameters},
                 "points": self.rows()}
@@ -221,7 +224,8 @@ class Sweep:
                    for key, texts in cells.items() if key != "per item" or per_item]
         size = table_width(width)
         count = len(self.points)
-        title = (f"{self.network} on {self.base_hardware.name}: sweep of {count} "
+        flow = "" if self.dataflow == "row-stationary" else f" ({self.dataflow})"
+        title = (f"{self.network} on {self.base_hardware.name}{flow}: sweep of {count} "
                  f"point{'s' if count != 1 else ''} (energy unit: {self.unit})")
         lines = render_table(title, columns, size)
         for point in self.points:

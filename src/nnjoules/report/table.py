@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nnjoules.energy.results import NetworkEstimate
+    from nnjoules.energy.results import LayerEstimate, NetworkEstimate
     from nnjoules.energy.workload import Layer
 
 DEFAULT_WIDTH = 100  # characters, when stdout is not a terminal and $COLUMNS is unset
@@ -202,9 +202,23 @@ def report_columns(report: NetworkEstimate) -> list[Column]:
         col("E/MAC", [_per_mac(i.total, i.layer.macs) for i in items], 5),
         col("cycles", [si(i.timing.cycles) for i in items], 6),
         col("bound", [i.timing.bound.value for i in items], 6, left=True),
-        col("mapping m n e p q r t", [" ".join(str(getattr(i.mapping, k)) for k in "mnepqrt")
-                                      for i in items], 14, left=True),
+        col(mapping_header(items), [" ".join(str(v) for v in i.mapping.as_dict().values())
+                                    for i in items], 14, left=True),
     ]
+
+
+def mapping_header(items: Sequence[LayerEstimate]) -> str:
+    """``"mapping "`` and the dataflow's mapping variables (RS: ``m n e p q r t``)."""
+    names = items[0].mapping.as_dict() if items else {}
+    return " ".join(["mapping", *names])
+
+
+def dataflow_text(name: str) -> str:
+    """The dataflow's name, its ISCA 2016 abbreviation and source where it has one."""
+    from nnjoules.energy.dataflows import ABBREVIATIONS
+
+    abbr = ABBREVIATIONS.get(name)
+    return f"{name} ({abbr}; Chen, Emer & Sze, ISCA 2016)" if abbr else name
 
 
 def footer(report: NetworkEstimate, width: int) -> list[str]:
@@ -232,7 +246,8 @@ def footer(report: NetworkEstimate, width: int) -> list[str]:
         ("power", power_text(report)),
         ("assumptions", f"DRAM compression: {report.compression.value} (compressed moves: "
                         f"{report.compression_levels.value}); MACs skipped on zero "
-                        f"{_GATING[report.gating.value]}; dataflow: row-stationary"),
+                        f"{_GATING[report.gating.value]}; dataflow: "
+                        f"{dataflow_text(report.dataflow)}"),
     ]
     if report.workload.unmodelled:
         lines.append(("not modelled", "no energy counted for " + ", ".join(

@@ -18,3 +18,4 @@ from nnjoules.energy.hardware.spec import check_count as check_count
 from nnjoules.energy.hardware.spec import check_energy as check_energy
 from nnjoules.energy.hardware.spec import eyeriss as eyeriss
 from nnjoules.energy.hardware.spec import eyeriss_isca2016 as eyeriss_isca2016
+from nnjoules.energy.hardware.spec import eyeriss_isca2016_for as eyeriss_isca2016_for

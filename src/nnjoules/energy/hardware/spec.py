@@ -21,6 +21,7 @@ import enum
 import math
 from dataclasses import dataclass
 
+from nnjoules.energy.hardware import area
 from nnjoules.energy.workload import Operand
 
 # Bounds on a description, so that no count or energy overflows and the mapping search
@@ -275,4 +276,37 @@ def eyeriss_isca2016() -> Hardware:
                         size_bytes=512),
         mac=1.0,
     )
+
+
+ISCA2016_SUFFIX = {"row-stationary": "", "weight-stationary": "-ws",
+                   "output-stationary-a": "-os-a", "output-stationary-b": "-os-b",
+                   "output-stationary-c": "-os-c", "no-local-reuse": "-nlr"}
+
+
+def eyeriss_isca2016_for(dataflow: str, num_pes: int = 256) -> Hardware:
+    """The ISCA 2016 setup for one dataflow: its RF, and the GLB its equal area leaves.
+
+    ``dataflow`` is a registered name (``"weight-stationary"``); see
+    :mod:`nnjoules.energy.hardware.area` for the rule and the RF sizes. NLR has no RF:
+    its GLB takes all the storage area, and its register file is a 1-byte placeholder
+    (the format needs one; NLR never reads it). Row-stationary at 256 PEs is
+    `eyeriss_isca2016` itself. The array is the most nearly square rows x cols.
+
+    Raises:
+        ValueError: an unknown dataflow or a PE count outside 1..`MAX_PES`.
+    """
+    if dataflow not in area.RF_BYTES:
+        raise ValueError(f"no ISCA 2016 storage split for dataflow {dataflow!r}")
+    check_count(num_pes, "num_pes", MAX_PES)
+    rows = max(d for d in range(1, math.isqrt(num_pes) + 1) if num_pes % d == 0)
+    rf_bytes = area.RF_BYTES[dataflow]
+    suffix = ISCA2016_SUFFIX[dataflow] + ("" if num_pes == 256 else f"-{num_pes}pe")
+    return Hardware(
+        name=f"eyeriss-isca2016{suffix}", unit=EnergyUnit.NORMALIZED, word_bits=16,
+        pe_array=PEArray(rows=rows, cols=num_pes // rows), dram=_uniform(200.0),
+        glb=GlobalBuffer(size_bytes=area.glb_bytes(num_pes, rf_bytes), cost=_uniform(6.0)),
+        array=_uniform(2.0),
+        rf=RegisterFile(weights=_uniform(1.0), ifmaps=_uniform(1.0), psums=_uniform(1.0),
+                        size_bytes=max(rf_bytes, 1)),
+        mac=1.0)
 
