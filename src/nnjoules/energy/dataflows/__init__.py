@@ -6,9 +6,11 @@ import difflib
 
 from nnjoules.energy.dataflows.base import Dataflow
 from nnjoules.energy.dataflows.row_stationary import ROW_STATIONARY
+from nnjoules.energy.dataflows.systolic import SYSTOLIC_OS, SYSTOLIC_WS
 from nnjoules.errors import InputError
 
 DATAFLOWS: dict[str, Dataflow] = {ROW_STATIONARY.name: ROW_STATIONARY}
+DATAFLOWS |= {flow.name: flow for flow in (SYSTOLIC_WS, SYSTOLIC_OS)}
 DEFAULT_DATAFLOW = ROW_STATIONARY.name
 
 

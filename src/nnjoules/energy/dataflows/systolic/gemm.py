@@ -1,0 +1,182 @@
+"""A layer as a matrix product on a systolic array: the GEMM view, folds and buffers.
+
+**GEMM view (im2col).** Per group, a layer is the product of an ``[T, K]`` ifmap matrix
+and a ``[K, M]`` filter matrix into a ``[T, M]`` ofmap matrix, with ``T = N*E*F`` output
+positions, ``K = C*R*S`` values per window and ``M`` filters. Column ``k`` of the ifmap
+matrix is the filter tap ``(r, s, c)`` with the channel fastest (``k = (r*S + s)*C + c``),
+the order of SCALE-Sim's ``operand_matrix`` (an NHWC im2col); it decides which taps share
+a fold and so which ifmap values a fold touches.
+
+**Folds.** An ``rows x cols`` array holds one tile of a matrix at a time: a weight-
+stationary array pins a ``rows x cols`` tile of the filter matrix (``K`` on rows, ``M``
+on columns), an output-stationary one a ``rows x cols`` tile of the ofmap matrix (``T``
+on rows, ``M`` on columns). A *fold* is one such tile; the last fold along a dimension
+may be partial.
+
+**Buffers.** SCALE-Sim's accelerator has three SRAMs (ifmap, filter, ofmap) between DRAM
+and the array; our hardware has one global buffer (GLB), so a dataflow splits the GLB
+between the three by `BufferSplit` (default 2:2:1, the proportions of SCALE-Sim's default
+256/256/128 kB). Each SRAM is double-buffered (SCALE-Sim's ``active_buf_frac = 0.5``): half
+of it holds what the array is using while the other half is filled, so data is reused
+from a buffer only when it fits in *half* of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from nnjoules.energy.hardware.spec import Hardware
+from nnjoules.energy.workload import Layer, LayerKind  # noqa: F401  (doctest)
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for positive integers."""
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """One group's matrix product: ``[T, K] x [K, M]``."""
+
+    T: int  # output positions, N * E * F
+    K: int  # window size, C * R * S
+    M: int  # filters
+
+    @staticmethod
+    def of(layer: Layer) -> Gemm:
+        """The GEMM view of one group of ``layer``.
+
+        >>> Gemm.of(Layer("c", LayerKind.CONV, N=2, M=5, C=3, H=6, W=6, R=3, S=3, E=4, F=4))
+        Gemm(T=32, K=27, M=5)
+        """
+        return Gemm(T=layer.N * layer.E * layer.F, K=layer.C * layer.R * layer.S, M=layer.M)
+
+
+def fold_sizes(total: int, per_fold: int) -> list[int]:
+    """Sizes of the folds of ``total`` items, ``per_fold`` at a time (the last partial).
+
+    >>> fold_sizes(10, 4)
+    [4, 4, 2]
+    """
+    folds = ceil_div(total, per_fold)
+    return [per_fold] * (folds - 1) + [total - per_fold * (folds - 1)]
+
+
+@dataclass(frozen=True)
+class BufferSplit:
+    """How a dataflow divides the GLB between its ifmap, filter and ofmap SRAMs.
+
+    Weights of the three parts; each SRAM gets ``GLB size * part / sum``, rounded down to
+    whole bytes.
+    """
+
+    ifmaps: int = 2
+    filters: int = 2
+    ofmaps: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("ifmaps", "filters", "ofmaps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"buffer split {name} must be a positive integer, "
+                                 f"got {value!r}")
+
+    def bytes_of(self, hw: Hardware) -> tuple[int, int, int]:
+        """Bytes of the ifmap, filter and ofmap SRAMs of ``hw``.
+
+        >>> from nnjoules.energy.hardware import eyeriss
+        >>> BufferSplit().bytes_of(eyeriss())  # 108 kB in 2:2:1
+        (44236, 44236, 22118)
+        """
+        total = self.ifmaps + self.filters + self.ofmaps
+        size = hw.glb.size_bytes
+        return (size * self.ifmaps // total, size * self.filters // total,
+                size * self.ofmaps // total)
+
+    def usable_values(self, hw: Hardware, layer: Layer) -> tuple[int, int, int]:
+        """Values of ifmaps, weights and psums that half of each SRAM holds (double buffer)."""
+        prec = layer.precision
+        i, f, o = self.bytes_of(hw)
+        return (8 * i // 2 // prec.ifmap_bits, 8 * f // 2 // prec.weight_bits,
+                8 * o // 2 // prec.ofmap_bits)
+
+
+def tap(layer: Layer, k: int) -> tuple[int, int, int]:
+    """The filter tap ``(r, s, c)`` of im2col column ``k`` (channel fastest)."""
+    rs, c = divmod(k, layer.C)
+    r, s = divmod(rs, layer.S)
+    return r, s, c
+
+
+def ifmap_values_touched(layer: Layer, k_start: int, k_stop: int) -> int:
+    """Distinct ifmap values (one group, all N items) that im2col columns ``[k_start,
+    k_stop)`` read.
+
+    A channel's taps in the range read the union of the ``E x F`` grids that the taps
+    shift over the ifmap; channels with the same taps read as many values.
+
+    >>> conv = Layer("c", LayerKind.CONV, N=1, M=1, C=2, H=5, W=5, R=3, S=3, E=3, F=3)
+    >>> ifmap_values_touched(conv, 0, 2)  # tap (0, 0) of both channels: 3x3 each
+    18
+    >>> ifmap_values_touched(conv, 0, 18)  # every tap of both channels: all 5x5 each
+    50
+    """
+    per_channel: dict[int, set[tuple[int, int]]] = {}
+    for k in range(k_start, k_stop):
+        r, s, c = tap(layer, k)
+        per_channel.setdefault(c, set()).add((r, s))
+    shapes: dict[frozenset[tuple[int, int]], int] = {}
+    for taps in per_channel.values():
+        key = frozenset(taps)
+        shapes[key] = shapes.get(key, 0) + 1
+    return layer.N * sum(channels * _union_size(_geometry(layer), taps)
+                         for taps, channels in shapes.items())
+
+
+def _geometry(layer: Layer) -> tuple[int, ...]:
+    return (layer.H, layer.W, layer.E, layer.F, *layer.stride, *layer.dilation)
+
+
+@lru_cache(maxsize=4096)
+def _union_size(geometry: tuple[int, ...], taps: frozenset[tuple[int, int]]) -> int:
+    """Ifmap positions of one channel that the given taps read, over all outputs."""
+    H, W, E, F, u, v, dh, dw = geometry
+    seen = np.zeros((H, W), dtype=bool)
+    rows, cols = np.arange(E) * u, np.arange(F) * v
+    for r, s in taps:
+        seen[np.ix_(rows + r * dh, cols + s * dw)] = True
+    return int(seen.sum())
+
+
+def ifmap_values_for_outputs(layer: Layer, t_start: int, t_stop: int) -> int:
+    """Distinct ifmap values (one group, all channels) that output rows ``[t_start, t_stop)``
+    of the ifmap matrix read; row ``t`` is output ``(n, e, f)`` in raster order.
+
+    >>> conv = Layer("c", LayerKind.CONV, N=2, M=1, C=2, H=5, W=5, R=3, S=3, E=3, F=3)
+    >>> ifmap_values_for_outputs(conv, 0, 1)  # one 3x3 window of 2 channels
+    18
+    >>> ifmap_values_for_outputs(conv, 8, 10)  # the last output of image 0, the first of 1
+    36
+    """
+    total = 0
+    ef = layer.E * layer.F
+    for n in range(t_start // ef, ceil_div(t_stop, ef)):
+        lo, hi = max(t_start - n * ef, 0), min(t_stop - n * ef, ef)
+        total += _window_union(_geometry(layer), layer.R, layer.S, lo, hi)
+    return layer.C * total
+
+
+@lru_cache(maxsize=4096)
+def _window_union(geometry: tuple[int, ...], R: int, S: int, lo: int, hi: int) -> int:
+    """Ifmap positions of one channel of one image read by outputs ``lo..hi-1`` (raster)."""
+    H, W, E, F, u, v, dh, dw = geometry
+    outputs = np.zeros((E, F), dtype=bool)
+    outputs.reshape(-1)[lo:hi] = True
+    seen = np.zeros((H, W), dtype=bool)
+    for r in range(R):
+        for s in range(S):
+            seen[r * dh:r * dh + (E - 1) * u + 1:u, s * dw:s * dw + (F - 1) * v + 1:v] |= outputs
+    return int(seen.sum())
