@@ -14,8 +14,10 @@ access        weight-stationary (WS)                     output-stationary (OS)
 SRAM ifmaps   ``Fc*T*K`` reads                           ``Fc*T*K`` reads
 SRAM weights  ``K*M`` reads                              ``Fr*K*M`` reads
 SRAM psums    ``Fr*T*M`` writes, ``(Fr-1)*T*M`` reads    ``T*M`` writes
-DRAM ifmaps   distinct values read, once if they fit,    as WS, each row fold of outputs
-              else per column fold, per row fold         fetching the windows it reads
+DRAM ifmaps   distinct values read, once if they fit,    as WS, over row folds of outputs
+              else per column fold, per row fold those
+              the latest folds kept (while they fit)
+              did not read
 DRAM weights  ``K*M``                                    ``K*M`` if a column fold's fit, else
                                                          ``Fr*K*M``
 DRAM psums    ``T*M`` writes if a column fold's psums    ``T*M`` writes
@@ -74,18 +76,24 @@ def count_accesses(layer: Layer, mapping: SystolicMapping) -> AccessCounts:
 
 
 def dram_ifmaps(layer: Layer, mapping: SystolicMapping) -> int:
-    """DRAM ifmap reads of one group: each distinct value once if it fits, else per fold."""
+    """DRAM ifmap reads of one group: each distinct value once if the ifmap fits; else
+    per column fold, per row fold the values it reads that the latest row folds, kept
+    while they fit (a sliding window over folds), did not."""
     gemm = Gemm.of(layer)
     if mapping.ifmap_reuse:
         return ifmap_values_touched(layer, 0, gemm.K)
-    starts = range(0, gemm.K if mapping.stationary is Stationary.WEIGHTS else gemm.T,
-                   mapping.rows)
     if mapping.stationary is Stationary.WEIGHTS:
-        per_pass = sum(ifmap_values_touched(layer, a, min(a + mapping.rows, gemm.K))
-                       for a in starts)
+        extent, touched = gemm.K, ifmap_values_touched
     else:
-        per_pass = sum(ifmap_values_for_outputs(layer, a, min(a + mapping.rows, gemm.T))
-                       for a in starts)
+        extent, touched = gemm.T, ifmap_values_for_outputs
+    starts = list(range(0, extent, mapping.rows))
+    per_pass, oldest = 0, 0  # oldest: the first fold still kept
+    for i, start in enumerate(starts):
+        stop = min(start + mapping.rows, extent)
+        while oldest < i and touched(layer, starts[oldest], stop) > mapping.ifmap_capacity:
+            oldest += 1
+        kept = touched(layer, starts[oldest], start) if oldest < i else 0
+        per_pass += touched(layer, starts[oldest], stop) - kept
     return mapping.col_folds * per_pass
 
 

@@ -9,7 +9,9 @@ its SRAM, the other half being filled):
 
 * ``ifmap_reuse``: the whole ifmap of a group (the values the layer reads) stays in the
   ifmap SRAM, so DRAM delivers each once; otherwise every column fold streams it again,
-  each row fold (WS) or row fold of outputs (OS) fetching the values it touches.
+  each row fold fetching the ifmap values it reads that the latest row folds did not:
+  those kept while, with it, they fit in ``ifmap_capacity``, the values half the ifmap
+  SRAM holds (a sliding window over folds).
 * ``filter_reuse`` (OS only): a column fold's ``K x cols`` filters stay in the filter SRAM
   across its row folds; otherwise each fold fetches them again. Under WS every weight is
   used by one fold only and is fetched once.
@@ -48,6 +50,7 @@ class SystolicMapping:
     ifmap_reuse: bool
     filter_reuse: bool
     psum_reuse: bool
+    ifmap_capacity: int = 0  # ifmap values half the ifmap SRAM holds
 
     def as_dict(self) -> dict[str, int]:
         """The mapping as integers (reuse flags as 0/1)."""
@@ -78,4 +81,5 @@ def plan(layer: Layer, hw: Hardware, stationary: Stationary, split: BufferSplit,
         col_folds=ceil_div(gemm.M, cols), ifmap_reuse=ifmaps_read <= ifmap_cap,
         filter_reuse=(stationary is Stationary.OUTPUTS
                       and gemm.K * tile_cols <= filter_cap),
-        psum_reuse=(stationary is Stationary.WEIGHTS and gemm.T * tile_cols <= psum_cap))
+        psum_reuse=(stationary is Stationary.WEIGHTS and gemm.T * tile_cols <= psum_cap),
+        ifmap_capacity=ifmap_cap)
