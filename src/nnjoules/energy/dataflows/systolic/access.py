@@ -40,6 +40,8 @@ used PEs only: idle PEs of a partial fold pass nothing worth energy (clock-gated
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nnjoules.energy.counts import AccessCounts, Key
 from nnjoules.energy.dataflows.systolic.gemm import (
     Gemm,
@@ -82,9 +84,9 @@ def dram_ifmaps(layer: Layer, mapping: SystolicMapping) -> int:
     gemm = Gemm.of(layer)
     if mapping.ifmap_reuse:
         return ifmap_values_touched(layer, 0, gemm.K)
-    if mapping.stationary is Stationary.WEIGHTS:
-        extent, touched = gemm.K, ifmap_values_touched
-    else:
+    touched: Callable[[Layer, int, int], int] = ifmap_values_touched
+    extent = gemm.K
+    if mapping.stationary is Stationary.OUTPUTS:
         extent, touched = gemm.T, ifmap_values_for_outputs
     starts = list(range(0, extent, mapping.rows))
     per_pass, oldest = 0, 0  # oldest: the first fold still kept
