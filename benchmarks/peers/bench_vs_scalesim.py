@@ -41,6 +41,7 @@ RESULTS = REPO / "benchmarks" / "results"
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(HERE))
 
+from nnjoules.energy.cost import Compression  # noqa: E402
 from nnjoules.energy.dataflows.systolic.gemm import BufferSplit  # noqa: E402
 from nnjoules.energy.estimate import estimate_workload  # noqa: E402
 from nnjoules.energy.hardware import GlobalBuffer, Hardware, Level, PEArray  # noqa: E402
@@ -82,7 +83,8 @@ def ours(layer: Layer, hw: Hardware, dataflow: str) -> dict[str, Any]:
     """nnjoules' cycles and SRAM/DRAM counts, its mapping, and its wall time (s)."""
     start = time.perf_counter()
     report = estimate_workload(Workload(name=layer.name, layers=(layer,)), hw,
-                               dataflow=f"systolic-{dataflow}", compression="none")
+                               dataflow=f"systolic-{dataflow}",
+                               compression=Compression.NONE)
     wall = time.perf_counter() - start
     item = report.layers[0]
     c = item.counts
