@@ -41,6 +41,7 @@ used PEs only: idle PEs of a partial fold pass nothing worth energy (clock-gated
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from nnjoules.energy.counts import AccessCounts, Key
 from nnjoules.energy.dataflows.systolic.gemm import (
@@ -54,8 +55,11 @@ from nnjoules.energy.hardware.spec import Level
 from nnjoules.energy.workload import Layer, LayerKind, Operand  # noqa: F401  (doctest)
 
 
+@lru_cache(maxsize=1024)
 def count_accesses(layer: Layer, mapping: SystolicMapping) -> AccessCounts:
     """Exact access counts of ``layer`` under the systolic ``mapping``.
+
+    Cached: the search and the estimate ask for the same counts (do not mutate them).
 
     Example: WS on a 4 x 4 array, T = 16, K = 18, M = 5 (3 x 3 filters over 2 channels of
     a 6 x 6 ifmap, 5 filters): 5 row folds, 2 column folds.

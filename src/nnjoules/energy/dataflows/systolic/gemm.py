@@ -104,36 +104,35 @@ class BufferSplit:
                 8 * o // 2 // prec.ofmap_bits)
 
 
-def tap(layer: Layer, k: int) -> tuple[int, int, int]:
-    """The filter tap ``(r, s, c)`` of im2col column ``k`` (channel fastest)."""
-    rs, c = divmod(k, layer.C)
-    r, s = divmod(rs, layer.S)
-    return r, s, c
-
-
 def ifmap_values_touched(layer: Layer, k_start: int, k_stop: int) -> int:
     """Distinct ifmap values (one group, all N items) that im2col columns ``[k_start,
     k_stop)`` read.
 
-    A channel's taps in the range read the union of the ``E x F`` grids that the taps
-    shift over the ifmap; channels with the same taps read as many values.
+    With the channel fastest, channel ``c`` gets the filter positions ``rs = k // C`` of a
+    contiguous run, one shorter at either end for the channels before ``k_start % C`` or
+    after ``(k_stop - 1) % C``: at most four kinds of channel. Each reads the union of the
+    ``E x F`` grids that its positions shift over the ifmap.
 
     >>> conv = Layer("c", LayerKind.CONV, N=1, M=1, C=2, H=5, W=5, R=3, S=3, E=3, F=3)
     >>> ifmap_values_touched(conv, 0, 2)  # tap (0, 0) of both channels: 3x3 each
     18
+    >>> ifmap_values_touched(conv, 1, 4)  # (0, 0) of channel 1, (0, 1) of both: 12 + 9
+    21
     >>> ifmap_values_touched(conv, 0, 18)  # every tap of both channels: all 5x5 each
     50
     """
-    per_channel: dict[int, set[tuple[int, int]]] = {}
-    for k in range(k_start, k_stop):
-        r, s, c = tap(layer, k)
-        per_channel.setdefault(c, set()).add((r, s))
-    shapes: dict[frozenset[tuple[int, int]], int] = {}
-    for taps in per_channel.values():
-        key = frozenset(taps)
-        shapes[key] = shapes.get(key, 0) + 1
-    return layer.N * sum(channels * _union_size(_geometry(layer), taps)
-                         for taps, channels in shapes.items())
+    C = layer.C
+    first, last = k_start // C, (k_stop - 1) // C
+    lo, hi = k_start % C, (k_stop - 1) % C
+    if first == last:
+        kinds = {(first, last): hi - lo + 1}
+    else:  # channels before lo start one position later, after hi end one earlier
+        kinds = {(first, last): max(0, hi - lo + 1), (first + 1, last): min(lo, hi + 1),
+                 (first, last - 1): C - max(lo, hi + 1),
+                 (first + 1, last - 1): max(0, lo - hi - 1)}
+    geometry = _geometry(layer)
+    return layer.N * sum(channels * _positions_union(geometry, layer.S, a, b)
+                         for (a, b), channels in kinds.items() if channels and a <= b)
 
 
 def _geometry(layer: Layer) -> tuple[int, ...]:
@@ -141,13 +140,14 @@ def _geometry(layer: Layer) -> tuple[int, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _union_size(geometry: tuple[int, ...], taps: frozenset[tuple[int, int]]) -> int:
-    """Ifmap positions of one channel that the given taps read, over all outputs."""
+def _positions_union(geometry: tuple[int, ...], S: int, first: int, last: int) -> int:
+    """Ifmap positions of one channel that filter positions ``first..last`` (``r*S + s``)
+    read, over all outputs."""
     H, W, E, F, u, v, dh, dw = geometry
     seen = np.zeros((H, W), dtype=bool)
-    rows, cols = np.arange(E) * u, np.arange(F) * v
-    for r, s in taps:
-        seen[np.ix_(rows + r * dh, cols + s * dw)] = True
+    for rs in range(first, last + 1):
+        r, s = divmod(rs, S)
+        seen[r * dh:r * dh + (E - 1) * u + 1:u, s * dw:s * dw + (F - 1) * v + 1:v] = True
     return int(seen.sum())
 
 
@@ -171,12 +171,20 @@ def ifmap_values_for_outputs(layer: Layer, t_start: int, t_stop: int) -> int:
 
 @lru_cache(maxsize=4096)
 def _window_union(geometry: tuple[int, ...], R: int, S: int, lo: int, hi: int) -> int:
-    """Ifmap positions of one channel of one image read by outputs ``lo..hi-1`` (raster)."""
+    """Ifmap positions of one channel of one image read by outputs ``lo..hi-1`` (raster).
+
+    The outputs, placed at their windows' corners, dilated by the filter's rows, then its
+    columns (the taps are a product set): ``R + S`` shifts instead of ``R * S``.
+    """
     H, W, E, F, u, v, dh, dw = geometry
     outputs = np.zeros((E, F), dtype=bool)
     outputs.reshape(-1)[lo:hi] = True
-    seen = np.zeros((H, W), dtype=bool)
+    corners = np.zeros((H, W), dtype=bool)
+    corners[0:(E - 1) * u + 1:u, 0:(F - 1) * v + 1:v] = outputs
+    tall = np.zeros((H, W), dtype=bool)
     for r in range(R):
-        for s in range(S):
-            seen[r * dh:r * dh + (E - 1) * u + 1:u, s * dw:s * dw + (F - 1) * v + 1:v] |= outputs
+        tall[r * dh:, :] |= corners[:H - r * dh, :]
+    seen = np.zeros((H, W), dtype=bool)
+    for s in range(S):
+        seen[:, s * dw:] |= tall[:, :W - s * dw]
     return int(seen.sum())
