@@ -25,7 +25,7 @@ from tests.oracle.systolic_simulator import run_os, run_ws
 from torch import nn
 
 from nnjoules import estimate
-from nnjoules.energy.cost import Compression, CompressionLevels, Gating
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of
 from nnjoules.energy.dataflows import DATAFLOWS, get_dataflow
 from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
 from nnjoules.energy.dataflows.systolic import SYSTOLIC_OS, SYSTOLIC_WS
@@ -64,29 +64,48 @@ shapes = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 5),
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shape=shapes, rows=st.integers(1, 4), cols=st.integers(1, 4),
-       glb=st.integers(5, 1200), seed=st.integers(0, 9))
+       glb=st.integers(5, 1200), seed=st.integers(0, 9), tile=st.integers(0, 40))
 @pytest.mark.parametrize("flow", [SYSTOLIC_WS, SYSTOLIC_OS], ids=lambda f: f.name)
 def test_counts_and_cycles_equal_a_cycle_by_cycle_simulation(flow, shape, rows, cols, glb,
-                                                             seed):
+                                                             seed, tile):
     N, C, M, H, W, R, S, U = shape
     layer, hw = _layer(N, C, M, H, W, R, S, U), _hardware(rows, cols, glb)
     rng = np.random.default_rng(seed)
     ifmap = rng.integers(-3, 4, size=(N, C, H, W)).astype(float)
     weights = rng.integers(-3, 4, size=(M, C, R, S)).astype(float)
     caps = BufferSplit().usable_values(hw, layer)
-    simulate = run_ws if flow is SYSTOLIC_WS else run_os
-    sim = simulate(ifmap, weights, (U, U), rows, cols, caps)
+    mapping = flow.mapping_for(layer, hw, tile)  # WS output tiles of `tile` (0: none)
+    if flow is SYSTOLIC_WS:
+        sim = run_ws(ifmap, weights, (U, U), rows, cols, caps, mapping.t_tile)
+    else:
+        sim = run_os(ifmap, weights, (U, U), rows, cols, caps)
     # the simulated array computed the convolution
     direct = torch.nn.functional.conv2d(torch.tensor(ifmap), torch.tensor(weights), stride=U)
     assert np.array_equal(sim.ofmap, direct.permute(0, 2, 3, 1).reshape(-1, M).numpy())
-    mapping = flow.best_mapping(layer, hw, Compression.NONE, Gating.NONE,
-                                CompressionLevels.DRAM).mapping
     counts = flow.count_accesses(layer, mapping)
     got = {f"{lv.value}.{op.value}.{kind}": getattr(counts, kind)(lv, op)
            for lv in LEVELS for op in OPERANDS for kind in ("read", "write")}
     assert {k: v for k, v in got.items() if v} == {k: v for k, v in sim.counts.items() if v}
     assert counts.macs == sim.macs == layer.macs
     assert flow.compute_cycles(layer, mapping, hw) == sim.cycles
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, rows=st.integers(1, 4), cols=st.integers(1, 4),
+       glb=st.integers(5, 1200))
+def test_ws_search_takes_the_least_energy_of_scalesims_schedule_and_output_tiles(
+        shape, rows, cols, glb):
+    layer, hw = _layer(*shape), _hardware(rows, cols, glb)
+    rules = (Compression.NONE, Gating.NONE, CompressionLevels.DRAM)
+    found = SYSTOLIC_WS.best_mapping(layer, hw, *rules)
+    T = layer.N * layer.E * layer.F
+    energies = {t: energy_of(SYSTOLIC_WS.count_accesses(layer, m), layer, hw, *rules).total
+                for t in range(T + 1) for m in [SYSTOLIC_WS.mapping_for(layer, hw, t)]}
+    assert found.energy == energies[found.mapping.t_tile]
+    assert found.energy <= energies[0]  # never worse than SCALE-Sim's schedule
+    psum_cap = BufferSplit().usable_values(hw, layer)[2]
+    if T * min(layer.M, cols) <= psum_cap:  # psums fit untiled: SCALE-Sim's schedule
+        assert found.mapping.t_tile == 0 and found.candidates == 1
 
 
 def _scalesim_cycles(T: int, K: int, M: int, rows: int, cols: int, ws: bool) -> int:

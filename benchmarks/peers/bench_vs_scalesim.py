@@ -3,7 +3,8 @@
 
 Runs SCALE-Sim (PyPI ``scalesim`` 3.0.0, ``pip install -e '.[peers]'``) in this process,
 layer by layer (``benchmarks/peers/scalesim_runner.py``), and ``nnjoules`` on the same
-layers, array and SRAMs with ``dataflow="systolic-ws"`` / ``"systolic-os"``; writes
+layers, array and SRAMs with the ``systolic-ws`` / ``systolic-os`` dataflows held to
+SCALE-Sim's schedule (``search=False``: no WS output tiling); writes
 
     benchmarks/results/scalesim.json   (every number, both sides, and the wall times)
     benchmarks/results/scalesim.md     (the table and the reason for each disagreement)
@@ -42,6 +43,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(HERE))
 
 from nnjoules.energy.cost import Compression  # noqa: E402
+from nnjoules.energy.dataflows.systolic import SYSTOLIC_OS, SYSTOLIC_WS  # noqa: E402
 from nnjoules.energy.dataflows.systolic.gemm import BufferSplit  # noqa: E402
 from nnjoules.energy.estimate import estimate_workload  # noqa: E402
 from nnjoules.energy.hardware import GlobalBuffer, Hardware, Level, PEArray  # noqa: E402
@@ -82,8 +84,8 @@ def hardware_of(array: tuple[int, int], sram_kb: tuple[int, int, int]) -> Hardwa
 def ours(layer: Layer, hw: Hardware, dataflow: str) -> dict[str, Any]:
     """nnjoules' cycles and SRAM/DRAM counts, its mapping, and its wall time (s)."""
     start = time.perf_counter()
-    report = estimate_workload(Workload(name=layer.name, layers=(layer,)), hw,
-                               dataflow=f"systolic-{dataflow}",
+    flow = replace({"ws": SYSTOLIC_WS, "os": SYSTOLIC_OS}[dataflow], search=False)
+    report = estimate_workload(Workload(name=layer.name, layers=(layer,)), hw, dataflow=flow,
                                compression=Compression.NONE)
     wall = time.perf_counter() - start
     item = report.layers[0]

@@ -82,8 +82,9 @@ def _fetch_ifmaps(fold_sets: list[set[IfmapAddr]], everything: set[IfmapAddr],
 
 
 def run_ws(ifmap: np.ndarray, weights: np.ndarray, stride: tuple[int, int], rows: int,
-           cols: int, caps: tuple[int, int, int]) -> Run:
-    """Weight-stationary run of a conv (``ifmap`` [N,C,H,W], ``weights`` [M,C,R,S])."""
+           cols: int, caps: tuple[int, int, int], t_tile: int = 0) -> Run:
+    """Weight-stationary run of a conv (``ifmap`` [N,C,H,W], ``weights`` [M,C,R,S]),
+    its ifmap rows cut into tiles of ``t_tile`` (0: one tile) between column and row folds."""
     N, C, H, W = ifmap.shape
     M, _, R, S = weights.shape
     E, F = (H - R) // stride[0] + 1, (W - S) // stride[1] + 1
@@ -93,16 +94,20 @@ def run_ws(ifmap: np.ndarray, weights: np.ndarray, stride: tuple[int, int], rows
             for r in range(R) for s in range(S) for c in range(C)]
     run, values = Run(ofmap=np.zeros((T, M))), _values(ifmap)
     col_folds, row_folds = _folds(M, cols), _folds(K, rows)
+    tiles = _folds(T, t_tile or T)
     for mf in col_folds:
-        for fr, kf in enumerate(row_folds):
-            _ws_fold(run, A, values, wmat, kf, mf, rows, cols, first=fr == 0, T=T)
+        for tt in tiles:
+            for fr, kf in enumerate(row_folds):
+                _ws_fold(run, A, values, wmat, kf, mf, rows, cols, first=fr == 0, ts=tt)
     assert run.ofmap is not None
-    fold_sets = [{A[t][k] for t in range(T) for k in kf} for kf in row_folds]
     everything = {a for row in A for a in row}
-    run.counts["dram.ifmaps.read"] = _fetch_ifmaps(fold_sets, everything, caps[0],
-                                                   len(col_folds))
-    run.counts["dram.weights.read"] = K * M  # each weight serves one fold only
-    fits = all(T * len(mf) <= caps[2] for mf in col_folds)
+    run.counts["dram.ifmaps.read"] = sum(
+        _fetch_ifmaps([{A[t][k] for t in tt for k in kf} for kf in row_folds], everything,
+                      caps[0], len(col_folds)) for tt in tiles) \
+        if len(everything) > caps[0] else len(everything)
+    keep = len(tiles) == 1 or all(K * len(mf) <= caps[1] for mf in col_folds)
+    run.counts["dram.weights.read"] = K * M * (1 if keep else len(tiles))
+    fits = all(len(tiles[0]) * len(mf) <= caps[2] for mf in col_folds)
     spills = 0 if fits else len(row_folds)
     run.counts["dram.psums.write"] = T * M * (spills or 1)
     run.counts["dram.psums.read"] = T * M * max(spills - 1, 0)
@@ -111,8 +116,9 @@ def run_ws(ifmap: np.ndarray, weights: np.ndarray, stride: tuple[int, int], rows
 
 def _ws_fold(run: Run, A: list[list[IfmapAddr]], values: dict[IfmapAddr, float],
              wmat: list[list[float]], kf: range, mf: range, rows: int, cols: int, *,
-             first: bool, T: int) -> None:
-    """One WS fold, cycle by cycle: weight load, then the skewed stream."""
+             first: bool, ts: range) -> None:
+    """One WS fold, cycle by cycle: weight load, then the skewed stream of rows ``ts``."""
+    T = len(ts)
     used_r, used_c = len(kf), len(mf)
     column: list[list[float | None]] = [[None] * cols for _ in range(rows)]
     for cycle in range(rows):  # shift weights down: the bottom row's enter first
@@ -139,7 +145,7 @@ def _ws_fold(run: Run, A: list[list[IfmapAddr]], values: dict[IfmapAddr, float],
                 if not 0 <= t < T:
                     continue
                 if j == 0:
-                    value = A[t][kf[k]] if k < used_r else None
+                    value = A[ts[t]][kf[k]] if k < used_r else None
                     run.counts["glb.ifmaps.read"] += int(value is not None)
                     xin = (t, 0.0 if value is None else values[value])
                 else:
@@ -164,7 +170,7 @@ def _ws_fold(run: Run, A: list[list[IfmapAddr]], values: dict[IfmapAddr, float],
             if out is not None:
                 drained += 1
                 if j < used_c:
-                    _ws_output(run, out, mf[j], first)
+                    _ws_output(run, (ts[out[0]], out[1]), mf[j], first)
         x, p, cycle = new_x, new_p, cycle + 1
     run.cycles += cycle
 

@@ -14,8 +14,14 @@ every fold pays the full array's fill and drain, even a partial one):
 * OS, per fold: ``K`` operand pairs stream in, skewed over ``rows + cols - 2`` cycles, and
   the ``rows`` rows of outputs shift out: ``rows + cols + K - 2``.
 
-Layer cycles = ``G * row_folds * col_folds * per fold``. SCALE-Sim prints one cycle
+Layer cycles = ``G * row_folds * col_folds * per fold``; a WS layer cut into output tiles
+(see `mapping`) pays a fold's fill and drain once per tile. SCALE-Sim prints one cycle
 less (the 0-based index of the last cycle). Zero operands save energy, not time.
+
+**Mapping.** ``search=True`` (the registered dataflows): under WS, the least-energy of
+SCALE-Sim's untiled schedule and the output tilings whose partial sums fit the ofmap SRAM
+(the largest such tile, and the same number of tiles made even), ties to fewer cycles;
+under OS, and with ``search=False``, SCALE-Sim's schedule alone.
 """
 
 from __future__ import annotations
@@ -26,7 +32,12 @@ from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_
 from nnjoules.energy.counts import AccessCounts
 from nnjoules.energy.dataflows.base import DataflowMapping, SearchResult
 from nnjoules.energy.dataflows.systolic.access import count_accesses
-from nnjoules.energy.dataflows.systolic.gemm import BufferSplit, Gemm, ifmap_values_touched
+from nnjoules.energy.dataflows.systolic.gemm import (
+    BufferSplit,
+    Gemm,
+    ceil_div,
+    ifmap_values_touched,
+)
 from nnjoules.energy.dataflows.systolic.mapping import Stationary, SystolicMapping, plan
 from nnjoules.energy.hardware.spec import Hardware
 from nnjoules.energy.workload import Layer, LayerKind  # noqa: F401  (doctest)
@@ -44,8 +55,9 @@ def compute_cycles(layer: Layer, mapping: SystolicMapping) -> int:
     """
     gemm = Gemm.of(layer)
     rows, cols = mapping.rows, mapping.cols
-    if mapping.stationary is Stationary.WEIGHTS:
-        per_fold = 2 * rows + cols + gemm.T - 2
+    if mapping.stationary is Stationary.WEIGHTS:  # all output tiles: T rows, tiles fills
+        tiles = ceil_div(gemm.T, mapping.tile_rows(layer))
+        per_fold = tiles * (2 * rows + cols - 2) + gemm.T
     else:
         per_fold = rows + cols + gemm.K - 2
     return layer.G * mapping.row_folds * mapping.col_folds * per_fold
@@ -55,25 +67,45 @@ def compute_cycles(layer: Layer, mapping: SystolicMapping) -> int:
 class Systolic:
     """A systolic-array dataflow as a `nnjoules.energy.dataflows.base.Dataflow` plug-in.
 
-    ``split`` divides the hardware's GLB into ifmap, filter and ofmap SRAMs.
+    ``split`` divides the hardware's GLB into ifmap, filter and ofmap SRAMs; ``search``
+    chooses WS output tiles by energy (False: SCALE-Sim's schedule only).
     """
 
     name: str
     stationary: Stationary
     split: BufferSplit = field(default_factory=BufferSplit)
+    search: bool = True
 
-    def mapping_for(self, layer: Layer, hw: Hardware) -> SystolicMapping:
-        """The mapping (SCALE-Sim's fixed one) of ``layer`` on ``hw``."""
+    def mapping_for(self, layer: Layer, hw: Hardware, t_tile: int = 0) -> SystolicMapping:
+        """The mapping of ``layer`` on ``hw`` with WS output tiles of ``t_tile`` (0: none)."""
         read = ifmap_values_touched(layer, 0, Gemm.of(layer).K)
-        return plan(layer, hw, self.stationary, self.split, read)
+        return plan(layer, hw, self.stationary, self.split, read, t_tile)
+
+    def tile_candidates(self, layer: Layer, hw: Hardware) -> list[int]:
+        """WS output tiles tried: none (SCALE-Sim's), and where the psums do not fit, the
+        largest tile whose psums fit and the same number of tiles made even."""
+        T = Gemm.of(layer).T
+        largest = self.split.usable_values(hw, layer)[2] // min(layer.M, hw.pe_array.cols)
+        if not self.search or self.stationary is not Stationary.WEIGHTS or largest >= T:
+            return [0]
+        largest = max(largest, 1)
+        return sorted({0, largest, ceil_div(T, ceil_div(T, largest))})
 
     def best_mapping(self, layer: Layer, hw: Hardware, compression: Compression,
                      gating: Gating, levels: CompressionLevels) -> SearchResult:
-        """The one mapping SCALE-Sim uses, with its energy; any layer fits (one candidate)."""
-        mapping = self.mapping_for(layer, hw)
-        energy = energy_of(count_accesses(layer, mapping), layer, hw, compression, gating,
-                           levels).total
-        return SearchResult(mapping=mapping, energy=energy, candidates=1, mapped=layer)
+        """The candidate mapping of least energy (ties: fewer cycles); any layer fits."""
+        best: tuple[float, int, SystolicMapping] | None = None
+        candidates = self.tile_candidates(layer, hw)
+        for t_tile in candidates:
+            mapping = self.mapping_for(layer, hw, t_tile)
+            energy = energy_of(count_accesses(layer, mapping), layer, hw, compression, gating,
+                               levels).total
+            key = (energy, compute_cycles(layer, mapping), mapping)
+            if best is None or key[:2] < best[:2]:
+                best = key
+        assert best is not None
+        return SearchResult(mapping=best[2], energy=best[0], candidates=len(candidates),
+                            mapped=layer)
 
     def count_accesses(self, layer: Layer, mapping: DataflowMapping) -> AccessCounts:
         """See `nnjoules.energy.dataflows.systolic.access.count_accesses`."""

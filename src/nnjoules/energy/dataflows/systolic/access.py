@@ -6,7 +6,9 @@ also written back. Levels: DRAM; the GLB, standing for the ifmap, filter and ofm
 the array, one hop between neighbouring PEs; the RF, the PE's operand registers.
 
 Per group, with the GEMM ``[T, K] x [K, M]``, folds of ``K_i`` (WS) or ``T_i`` (OS) rows
-and ``M_j`` columns, ``Fr`` row folds and ``Fc`` column folds:
+and ``M_j`` columns, ``Fr`` row folds, ``Fc`` column folds and (WS) ``Nt`` output tiles
+(1 untiled; the WS weight terms are for one tile, times ``Nt``, DRAM ones unless a column
+fold's filters stay in the filter SRAM):
 
 ============  =========================================  =========================================
 access        weight-stationary (WS)                     output-stationary (OS)
@@ -40,14 +42,14 @@ used PEs only: idle PEs of a partial fold pass nothing worth energy (clock-gated
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
 
 from nnjoules.energy.counts import AccessCounts, Key
 from nnjoules.energy.dataflows.systolic.gemm import (
     Gemm,
+    ceil_div,
     fold_sizes,
-    ifmap_values_for_outputs,
+    ifmap_values_in_block,
     ifmap_values_touched,
 )
 from nnjoules.energy.dataflows.systolic.mapping import Stationary, SystolicMapping
@@ -83,24 +85,42 @@ def count_accesses(layer: Layer, mapping: SystolicMapping) -> AccessCounts:
 
 def dram_ifmaps(layer: Layer, mapping: SystolicMapping) -> int:
     """DRAM ifmap reads of one group: each distinct value once if the ifmap fits; else
-    per column fold, per row fold the values it reads that the latest row folds, kept
-    while they fit (a sliding window over folds), did not."""
+    per column fold and output tile, per row fold the values it reads that the latest row
+    folds, kept while they fit (a sliding window over folds), did not."""
     gemm = Gemm.of(layer)
     if mapping.ifmap_reuse:
         return ifmap_values_touched(layer, 0, gemm.K)
-    touched: Callable[[Layer, int, int], int] = ifmap_values_touched
-    extent = gemm.K
-    if mapping.stationary is Stationary.OUTPUTS:
-        extent, touched = gemm.T, ifmap_values_for_outputs
-    starts = list(range(0, extent, mapping.rows))
-    per_pass, oldest = 0, 0  # oldest: the first fold still kept
-    for i, start in enumerate(starts):
-        stop = min(start + mapping.rows, extent)
-        while oldest < i and touched(layer, starts[oldest], stop) > mapping.ifmap_capacity:
-            oldest += 1
-        kept = touched(layer, starts[oldest], start) if oldest < i else 0
-        per_pass += touched(layer, starts[oldest], stop) - kept
-    return mapping.col_folds * per_pass
+    if mapping.stationary is Stationary.OUTPUTS:  # row folds over outputs, all columns
+        blocks = [(t, min(t + mapping.rows, gemm.T), 0, gemm.K)
+                  for t in range(0, gemm.T, mapping.rows)]
+        return mapping.col_folds * _window_fetches(layer, [blocks], mapping.ifmap_capacity)
+    tile = mapping.tile_rows(layer)
+    passes = [[(t, min(t + tile, gemm.T), k, min(k + mapping.rows, gemm.K))
+               for k in range(0, gemm.K, mapping.rows)] for t in range(0, gemm.T, tile)]
+    return mapping.col_folds * _window_fetches(layer, passes, mapping.ifmap_capacity)
+
+
+Block = tuple[int, int, int, int]  # rows t0..t1 and columns k0..k1 of the ifmap matrix
+
+
+def _window_fetches(layer: Layer, passes: list[list[Block]], capacity: int) -> int:
+    """Values fetched over ``passes`` of consecutive folds (each a `Block`), each pass
+    keeping its latest folds while they fit ``capacity``."""
+    fetched = 0
+    for blocks in passes:
+        oldest = 0  # the first fold still kept
+        for i in range(len(blocks)):
+            while oldest < i and _span(layer, blocks, oldest, i) > capacity:
+                oldest += 1
+            kept = _span(layer, blocks, oldest, i - 1) if oldest < i else 0
+            fetched += _span(layer, blocks, oldest, i) - kept
+    return fetched
+
+
+def _span(layer: Layer, blocks: list[Block], a: int, b: int) -> int:
+    """Distinct values of folds ``a..b`` together (consecutive blocks make one block)."""
+    return ifmap_values_in_block(layer, blocks[a][0], blocks[b][1], blocks[a][2],
+                                 blocks[b][3])
 
 
 Counts = tuple[dict[Key, int], dict[Key, int]]
@@ -109,18 +129,20 @@ Counts = tuple[dict[Key, int], dict[Key, int]]
 def _weight_stationary(layer: Layer, mp: SystolicMapping) -> Counts:
     T, K, M = Gemm.of(layer).T, Gemm.of(layer).K, Gemm.of(layer).M
     fr, fc = mp.row_folds, mp.col_folds
+    tiles = ceil_div(T, mp.tile_rows(layer))  # each tile reloads the weights
     macs = T * K * M
     spills = not mp.psum_reuse
+    weight_hops = M * sum(k * (k - 1) // 2 for k in fold_sizes(K, mp.rows))
     reads = {
         (Level.DRAM, Operand.IFMAPS): dram_ifmaps(layer, mp),
-        (Level.DRAM, Operand.WEIGHTS): K * M,
+        (Level.DRAM, Operand.WEIGHTS): (1 if tiles == 1 or mp.filter_reuse else tiles) * K * M,
         (Level.DRAM, Operand.PSUMS): (fr - 1) * T * M if spills else 0,
         (Level.GLB, Operand.IFMAPS): fc * T * K,
-        (Level.GLB, Operand.WEIGHTS): K * M,
+        (Level.GLB, Operand.WEIGHTS): tiles * K * M,
         (Level.GLB, Operand.PSUMS): (fr - 1) * T * M,
         (Level.ARRAY, Operand.IFMAPS): T * K * (M - fc),
         (Level.ARRAY, Operand.PSUMS): T * M * (K - fr),
-        (Level.ARRAY, Operand.WEIGHTS): M * sum(k * (k - 1) // 2 for k in fold_sizes(K, mp.rows)),
+        (Level.ARRAY, Operand.WEIGHTS): tiles * weight_hops,
         (Level.RF, Operand.WEIGHTS): macs,
         (Level.RF, Operand.IFMAPS): macs,
     }

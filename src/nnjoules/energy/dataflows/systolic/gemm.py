@@ -106,12 +106,7 @@ class BufferSplit:
 
 def ifmap_values_touched(layer: Layer, k_start: int, k_stop: int) -> int:
     """Distinct ifmap values (one group, all N items) that im2col columns ``[k_start,
-    k_stop)`` read.
-
-    With the channel fastest, channel ``c`` gets the filter positions ``rs = k // C`` of a
-    contiguous run, one shorter at either end for the channels before ``k_start % C`` or
-    after ``(k_stop - 1) % C``: at most four kinds of channel. Each reads the union of the
-    ``E x F`` grids that its positions shift over the ifmap.
+    k_stop)`` read, over all output rows.
 
     >>> conv = Layer("c", LayerKind.CONV, N=1, M=1, C=2, H=5, W=5, R=3, S=3, E=3, F=3)
     >>> ifmap_values_touched(conv, 0, 2)  # tap (0, 0) of both channels: 3x3 each
@@ -121,7 +116,33 @@ def ifmap_values_touched(layer: Layer, k_start: int, k_stop: int) -> int:
     >>> ifmap_values_touched(conv, 0, 18)  # every tap of both channels: all 5x5 each
     50
     """
-    C = layer.C
+    return ifmap_values_in_block(layer, 0, layer.N * layer.E * layer.F, k_start, k_stop)
+
+
+def ifmap_values_for_outputs(layer: Layer, t_start: int, t_stop: int) -> int:
+    """Distinct ifmap values (one group) that output rows ``[t_start, t_stop)`` of the
+    ifmap matrix read, over all columns; row ``t`` is output ``(n, e, f)`` in raster order.
+
+    >>> conv = Layer("c", LayerKind.CONV, N=2, M=1, C=2, H=5, W=5, R=3, S=3, E=3, F=3)
+    >>> ifmap_values_for_outputs(conv, 0, 1)  # one 3x3 window of 2 channels
+    18
+    >>> ifmap_values_for_outputs(conv, 8, 10)  # the last output of image 0, the first of 1
+    36
+    """
+    return ifmap_values_in_block(layer, t_start, t_stop, 0, layer.C * layer.R * layer.S)
+
+
+def ifmap_values_in_block(layer: Layer, t_start: int, t_stop: int, k_start: int,
+                          k_stop: int) -> int:
+    """Distinct ifmap values (one group) in rows ``[t_start, t_stop)`` and columns
+    ``[k_start, k_stop)`` of the ifmap matrix.
+
+    With the channel fastest, channel ``c`` gets the filter positions ``rs = k // C`` of a
+    contiguous run, one shorter at either end for the channels before ``k_start % C`` or
+    after ``(k_stop - 1) % C``: at most four kinds of channel. Per image, each reads the
+    union of the windows its positions and the block's outputs make.
+    """
+    C, ef, geometry = layer.C, layer.E * layer.F, _geometry(layer)
     first, last = k_start // C, (k_stop - 1) // C
     lo, hi = k_start % C, (k_stop - 1) % C
     if first == last:
@@ -130,61 +151,47 @@ def ifmap_values_touched(layer: Layer, k_start: int, k_stop: int) -> int:
         kinds = {(first, last): max(0, hi - lo + 1), (first + 1, last): min(lo, hi + 1),
                  (first, last - 1): C - max(lo, hi + 1),
                  (first + 1, last - 1): max(0, lo - hi - 1)}
-    geometry = _geometry(layer)
-    return layer.N * sum(channels * _positions_union(geometry, layer.S, a, b)
-                         for (a, b), channels in kinds.items() if channels and a <= b)
+    total = 0
+    for n in range(t_start // ef, ceil_div(t_stop, ef)):
+        out_lo, out_hi = max(t_start - n * ef, 0), min(t_stop - n * ef, ef)
+        total += sum(channels * _union(geometry, layer.R, layer.S, out_lo, out_hi, a, b)
+                     for (a, b), channels in kinds.items() if channels and a <= b)
+    return total
 
 
 def _geometry(layer: Layer) -> tuple[int, ...]:
     return (layer.H, layer.W, layer.E, layer.F, *layer.stride, *layer.dilation)
 
 
-@lru_cache(maxsize=4096)
-def _positions_union(geometry: tuple[int, ...], S: int, first: int, last: int) -> int:
-    """Ifmap positions of one channel that filter positions ``first..last`` (``r*S + s``)
-    read, over all outputs."""
+@lru_cache(maxsize=8192)
+def _union(geometry: tuple[int, ...], R: int, S: int, lo: int, hi: int, first: int,
+           last: int) -> int:
+    """Ifmap positions of one channel of one image read by outputs ``lo..hi-1`` (raster)
+    through filter positions ``first..last`` (``r*S + s``).
+
+    All outputs: each position marks a strided grid. Else the outputs, placed at their
+    windows' corners, are dilated by the positions: by the filter's rows, then its
+    columns when all positions take part (``R + S`` shifts), else one shift each.
+    """
     H, W, E, F, u, v, dh, dw = geometry
     seen = np.zeros((H, W), dtype=bool)
-    for rs in range(first, last + 1):
-        r, s = divmod(rs, S)
-        seen[r * dh:r * dh + (E - 1) * u + 1:u, s * dw:s * dw + (F - 1) * v + 1:v] = True
-    return int(seen.sum())
-
-
-def ifmap_values_for_outputs(layer: Layer, t_start: int, t_stop: int) -> int:
-    """Distinct ifmap values (one group, all channels) that output rows ``[t_start, t_stop)``
-    of the ifmap matrix read; row ``t`` is output ``(n, e, f)`` in raster order.
-
-    >>> conv = Layer("c", LayerKind.CONV, N=2, M=1, C=2, H=5, W=5, R=3, S=3, E=3, F=3)
-    >>> ifmap_values_for_outputs(conv, 0, 1)  # one 3x3 window of 2 channels
-    18
-    >>> ifmap_values_for_outputs(conv, 8, 10)  # the last output of image 0, the first of 1
-    36
-    """
-    total = 0
-    ef = layer.E * layer.F
-    for n in range(t_start // ef, ceil_div(t_stop, ef)):
-        lo, hi = max(t_start - n * ef, 0), min(t_stop - n * ef, ef)
-        total += _window_union(_geometry(layer), layer.R, layer.S, lo, hi)
-    return layer.C * total
-
-
-@lru_cache(maxsize=4096)
-def _window_union(geometry: tuple[int, ...], R: int, S: int, lo: int, hi: int) -> int:
-    """Ifmap positions of one channel of one image read by outputs ``lo..hi-1`` (raster).
-
-    The outputs, placed at their windows' corners, dilated by the filter's rows, then its
-    columns (the taps are a product set): ``R + S`` shifts instead of ``R * S``.
-    """
-    H, W, E, F, u, v, dh, dw = geometry
+    if (lo, hi) == (0, E * F):
+        for rs in range(first, last + 1):
+            r, s = divmod(rs, S)
+            seen[r * dh:r * dh + (E - 1) * u + 1:u, s * dw:s * dw + (F - 1) * v + 1:v] = True
+        return int(seen.sum())
     outputs = np.zeros((E, F), dtype=bool)
     outputs.reshape(-1)[lo:hi] = True
     corners = np.zeros((H, W), dtype=bool)
     corners[0:(E - 1) * u + 1:u, 0:(F - 1) * v + 1:v] = outputs
-    tall = np.zeros((H, W), dtype=bool)
-    for r in range(R):
-        tall[r * dh:, :] |= corners[:H - r * dh, :]
-    seen = np.zeros((H, W), dtype=bool)
-    for s in range(S):
-        seen[:, s * dw:] |= tall[:, :W - s * dw]
+    if (first, last) == (0, R * S - 1):
+        tall = np.zeros((H, W), dtype=bool)
+        for r in range(R):
+            tall[r * dh:, :] |= corners[:H - r * dh, :]
+        for s in range(S):
+            seen[:, s * dw:] |= tall[:, :W - s * dw]
+        return int(seen.sum())
+    for rs in range(first, last + 1):
+        r, s = divmod(rs, S)
+        seen[r * dh:, s * dw:] |= corners[:H - r * dh, :W - s * dw]
     return int(seen.sum())
