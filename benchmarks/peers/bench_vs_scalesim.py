@@ -169,9 +169,10 @@ def markdown(doc: dict[str, Any]) -> str:
     out = ["# nnjoules vs SCALE-Sim v3: systolic arrays, WS and OS", "",
            f"Generated {doc['generated']} by `benchmarks/peers/bench_vs_scalesim.py` "
            f"(SCALE-Sim {doc['scalesim']}, Python {doc['python']}, same process, "
-           "CALC bandwidth mode, 1-byte words, N = 1, no padding). Ours: "
-           "`estimate(..., dataflow=\"systolic-ws\"|\"systolic-os\")` on `systolic-32x32` "
-           "with the case's array and SRAMs (2:2:1 of the GLB). Cycles: ours are compute "
+           "CALC bandwidth mode, 1-byte words, N = 1, no padding). Ours: the `systolic-ws` / "
+           "`systolic-os` dataflows held to SCALE-Sim's schedule (`search=False`: no WS "
+           "output tiling) on `systolic-32x32` with the case's array and SRAMs (2:2:1 of "
+           "the GLB). Cycles: ours are compute "
            "cycles; SCALE-Sim's are its `Total Cycles` (no stalls in CALC mode).", "",
            "| layer | df | array | SRAM kB | quantity | ours | SCALE-Sim | ours/theirs |",
            "|---|---|---|---|---|---:|---:|---:|"]
