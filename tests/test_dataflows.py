@@ -37,8 +37,8 @@ def test_names_and_abbreviations(given: str, name: str) -> None:
     assert get_dataflow(given).name == name
 
 
-def test_the_registry_holds_the_six_isca_dataflows() -> None:
-    assert list(DATAFLOWS) == ISCA_NAMES
+def test_the_registry_holds_the_six_isca_dataflows_then_the_systolic_ones() -> None:
+    assert list(DATAFLOWS) == [*ISCA_NAMES, "systolic-ws", "systolic-os"]
     assert list(ABBREVIATIONS.values()) == ["RS", "WS", "OS-A", "OS-B", "OS-C", "NLR"]
 
 

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     est.add_argument("model", metavar="MODEL")
     est.add_argument("--hardware", default="eyeriss",
                      help="preset (eyeriss, eyeriss-isca2016, eyeriss-isca2016-ws, ...; in pJ: "
-                     "eyeriss-65nm-pj, eyeriss-45nm-int8, -int16, -int32) or YAML file [eyeriss]")
+                     "eyeriss-65nm-pj, eyeriss-45nm-int8, -int16, -int32; systolic-32x32 with "
+                     "--dataflow systolic-ws/-os) or YAML file [eyeriss]")
     add_workload_options(est)
     est.add_argument("--densities", type=Path, default=None,
                      help="JSON file of per-layer density overrides: "

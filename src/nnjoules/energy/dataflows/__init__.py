@@ -2,7 +2,8 @@
 
 Names are as ISCA 2016 (Chen, Emer & Sze) spells them, lower case with hyphens; the
 paper's abbreviations (RS, WS, OS-A, OS-B, OS-C, NLR) are accepted too, in any case,
-with ``_`` for ``-``.
+with ``_`` for ``-``. The systolic-array dataflows (``systolic-ws``, ``systolic-os``)
+follow SCALE-Sim's names.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from nnjoules.energy.dataflows.base import Dataflow
 from nnjoules.energy.dataflows.no_local_reuse import NO_LOCAL_REUSE
 from nnjoules.energy.dataflows.output_stationary import OS_A, OS_B, OS_C
 from nnjoules.energy.dataflows.row_stationary import ROW_STATIONARY
+from nnjoules.energy.dataflows.systolic import SYSTOLIC_OS, SYSTOLIC_WS
 from nnjoules.energy.dataflows.weight_stationary import WEIGHT_STATIONARY
 from nnjoules.errors import InputError
 
 DATAFLOWS: dict[str, Dataflow] = {flow.name: flow for flow in (
-    ROW_STATIONARY, WEIGHT_STATIONARY, OS_A, OS_B, OS_C, NO_LOCAL_REUSE)}
+    ROW_STATIONARY, WEIGHT_STATIONARY, OS_A, OS_B, OS_C, NO_LOCAL_REUSE, SYSTOLIC_WS,
+    SYSTOLIC_OS)}
 DEFAULT_DATAFLOW = ROW_STATIONARY.name
 ABBREVIATIONS: dict[str, str] = {
     "row-stationary": "RS", "weight-stationary": "WS", "output-stationary-a": "OS-A",
@@ -41,7 +44,8 @@ def canonical_name(dataflow: str) -> str:
     choices = [*DATAFLOWS, *_ALIASES]
     close = difflib.get_close_matches(key, choices, n=1)
     hint = f" (did you mean {_ALIASES.get(close[0], close[0])!r}?)" if close else ""
-    known = ", ".join(f"{name} ({ABBREVIATIONS[name]})" for name in DATAFLOWS)
+    known = ", ".join(f"{name} ({ABBREVIATIONS[name]})" if name in ABBREVIATIONS else name
+                      for name in DATAFLOWS)
     raise InputError(f"dataflow: unknown {dataflow!r}{hint}; known: {known}")
 
 
