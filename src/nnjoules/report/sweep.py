@@ -151,10 +151,11 @@ class Sweep:
         return [p for p in self.points if p.index in self.pareto_indices]
 
     def columns(self) -> list[str]:
-        """The CSV header: the keys of every `row`, in order."""
-        return ["index", *self.names, "network", "hardware", "unit", "compression", "dataflow",
-                "batch", "pes", "onchip_bytes", *_total_columns(), "energy_per_item", "pareto",
-                "error"]
+        """The CSV header: the keys of every `row`, in order; a swept parameter's column
+        (e.g. ``batch``, ``clock_mhz``) comes once, after ``index``."""
+        fixed = ["network", "hardware", "unit", "compression", "dataflow", "batch", "pes",
+                 "onchip_bytes", *_total_columns(), "energy_per_item", "pareto", "error"]
+        return ["index", *self.names, *(c for c in fixed if c not in self.names)]
 
     def row(self, point: SweepPoint, *, pareto: bool | None) -> dict[str, Any]:
         """The CSV row of ``point``; ``pareto`` None leaves that cell empty (not known yet)."""
@@ -169,7 +170,8 @@ class Sweep:
             dict.fromkeys(_total_columns())
         row |= {"energy_per_item": point.energy_per_item,
                 "pareto": None if point.totals is None else pareto, "error": point.error}
-        return row
+        # A swept parameter's cell is its value as typed (the totals' clock_mhz is a float).
+        return row | {name: format_value(point.settings[name]) for name in self.names}
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per point (CSV form); totals are empty for a failed point."""
@@ -258,6 +260,13 @@ class Sweep:
         """Energy per item against each parameter, one panel per parameter; points on
         the Pareto front ringed (see `plot_sweeps`)."""
         return plot_sweeps([self])
+
+    def plot_latency(self) -> Figure:
+        """Energy per item against latency per batch, every mapped point; the Pareto front
+        ringed (see `nnjoules.report.sweep_latency`)."""
+        from nnjoules.report.sweep_latency import plot_sweeps_latency
+
+        return plot_sweeps_latency([self])
 
 
 def sweeps_to_json(sweeps: Sequence[Sweep]) -> str:
