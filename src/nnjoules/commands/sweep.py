@@ -70,8 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help="CSV, one row per point and model [MODEL-sweep.csv; "
                      "MODEL1-MODEL2-sweep.csv for several]")
     swp.add_argument("--plot", type=Path, default=None, metavar="FILE",
-                     help="line plots, .png or .svg [the CSV's name, with .png]; the "
-                     "energy-latency chart goes beside it as FILE-latency.png (or .svg)")
+                     help="line plots, .png or .svg; the energy-latency chart goes beside "
+                     "it, named FILE with -latency added [the CSV's name, with .png]")
     swp.add_argument("--json", type=Path, default=None, metavar="PATH",
                      help="also write the sweep as JSON [not written]")
     swp.add_argument("--quiet", action="store_true", help="no table on stdout")
