@@ -81,6 +81,18 @@ def with_clock(hardware: Hardware, clock_mhz: float | None) -> Hardware:
     return replace(hardware, clock_mhz=clock_mhz)
 
 
+def check_dataflow_fits(hardware: Hardware, args: argparse.Namespace, source: str) -> None:
+    """Refuse, before any model is loaded, a hardware on which ``--dataflow`` cannot map
+    even one MAC at ``--bits`` (see `nnjoules.energy.dataflows.requirements`).
+
+    Raises:
+        HardwareFileError: names the hardware (and ``source``, a file) and its fields.
+    """
+    from nnjoules.energy.dataflows.requirements import check_dataflow_fits as check
+
+    check(hardware, args.dataflow, args.bits, source=source)
+
+
 def load_workload(spec: str, *, batch: int | None, input_shape: tuple[int, ...] | None, seed: int,
                   dense: bool, precision: Precision | None) -> Workload:
     """Extract the workload of the model ``spec`` once, at batch size ``batch``.

@@ -60,6 +60,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     common.check_plot_file(args.plot, "--plot")
     hardware = [common.with_clock(load_hardware(name), args.clock_mhz)  # fail early
                 for name in hardware_names]
+    for hw, name in zip(hardware, hardware_names, strict=True):
+        common.check_dataflow_fits(hw, args, name)
     units = sorted({hw.unit.value for hw in hardware})
     if len(units) > 1:  # known from the files alone: say so before any model is loaded
         raise InputError(f"cannot compare energies in different units ({', '.join(units)}): "

@@ -10,6 +10,7 @@ from pathlib import Path
 from nnjoules.commands.common import (
     add_clock_option,
     add_workload_options,
+    check_dataflow_fits,
     with_clock,
     with_random_inputs_note,
 )
@@ -59,6 +60,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
         check_output_file(path, option)
     check_output_folder(args.plot, "--plot")
     hardware = with_clock(load_hardware(args.hardware), args.clock_mhz)  # before the model
+    check_dataflow_fits(hardware, args, args.hardware)
     densities = read_densities(args.densities) if args.densities else None
     loaded = load_model(args.model, seed=args.seed)
     example_inputs = None

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from nnjoules.report.sweep import Sweep
 
 
+# Parameters that change whether a layer can be mapped at all (storage, array, bits, flow).
+MAPPING_PARAMETERS = frozenset({"glb_kb", "pe_array", "rf_bytes", "rf_weights_bytes",
+                                "rf_ifmaps_bytes", "rf_psums_bytes", "dataflow", "bits",
+                                "weight_bits", "ifmap_bits", "ofmap_bits"})
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``sweep`` subcommand."""
     from nnjoules.energy.sweep import PARAMETERS
@@ -120,6 +126,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     common.check_plot_file(plot_path, "--plot")
     common.check_output_file(args.json, "--json")
     hardware = common.with_clock(load_hardware(args.hardware), args.clock_mhz)
+    if not set(grid) & MAPPING_PARAMETERS:  # else some points may map: each says why not
+        common.check_dataflow_fits(hardware, args, args.hardware)
 
     def source(model: str, name: str) -> Callable[[int], Workload]:
         def workload_at(batch: int) -> Workload:
