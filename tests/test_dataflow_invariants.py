@@ -124,3 +124,28 @@ def test_invariants_of_every_registered_dataflow(name: str, data: st.DataObject)
                             rel_tol=1e-12)
     else:
         assert totals.power_mw is None
+
+
+def test_active_pes_of_a_lowered_layer_agree_in_json_csv_and_html() -> None:
+    """A 16x16 patch convolution fits no row-stationary mapping and is mapped as the FC
+    layer over its 4x4 patches (N = 16, C = 3*16*16): the PEs it keeps busy are those of
+    that FC mapping, at most the chip's 168, in every output."""
+    import csv
+    import io
+
+    from nnjoules.energy.hardware import eyeriss
+
+    conv = Layer("patch", LayerKind.CONV, N=1, M=64, C=3, H=64, W=64, R=16, S=16, E=4, F=4,
+                 stride=(16, 16))
+    report = estimate_workload(Workload("p", (conv,)), eyeriss())
+    (item,) = report.layers
+    assert item.mapped_as is not None and item.mapped_as.N == 16
+    pes = item.mapping.active_pes(item.mapped_as)
+    assert pes <= 12 * 14
+    assert report.to_dict()["layers"][0]["active_pes"] == pes
+    assert int(next(csv.DictReader(io.StringIO(report.to_csv())))["active_pes"]) == pes
+    html = report.to_html()
+    assert f'<td class="n" data-v="{pes}">{pes}</td>' in html
+    wrong = item.mapping.active_pes(conv)  # the FC mapping's formula on the conv's shape
+    assert wrong > 12 * 14 and f'data-v="{wrong}"' not in html
+    assert item.timing.compute_cycles * pes >= conv.macs
