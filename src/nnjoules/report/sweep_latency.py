@@ -20,10 +20,11 @@ Example: the chart of a clock sweep has one point per clock, all at the same ene
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from matplotlib.ticker import FuncFormatter
 
+from nnjoules.energy.hardware import Hardware
 from nnjoules.report.pareto import pareto_mask
 from nnjoules.report.table import seconds, si
 
@@ -31,7 +32,39 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from nnjoules.report.sweep import Sweep, SweepPoint
+
+class SweepPoint(Protocol):
+    """What the chart reads of a point (`nnjoules.report.sweep.SweepPoint` has it; typed
+    as a protocol so that this module never imports the sweep it draws)."""
+
+    @property
+    def energy_per_item(self) -> float | None: ...
+
+    @property
+    def latency_s(self) -> float | None: ...
+
+    @property
+    def hardware(self) -> Hardware: ...
+
+
+class Sweep(Protocol):
+    """What the chart reads of a sweep (`nnjoules.report.sweep.Sweep`)."""
+
+    @property
+    def network(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def base_hardware(self) -> Hardware: ...
+
+    @property
+    def points(self) -> Sequence[SweepPoint]: ...
+
+    def ok_points(self) -> Sequence[SweepPoint]: ...
+
+    def pareto(self) -> Sequence[SweepPoint]: ...
 
 FRONT_LABEL = "Pareto front (energy, latency, on-chip bytes, PEs)"
 LINE_LABEL = "energy-latency front"
