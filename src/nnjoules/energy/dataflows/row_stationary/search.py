@@ -21,8 +21,9 @@ mapping of small layers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from nnjoules.energy.cost import (
     CompressionLevels,
     Gating,
     UnitEnergies,
+    UnitKey,
     unit_energies,
 )
 from nnjoules.energy.dataflows.base import SearchResult, lower_to_fc
@@ -91,11 +93,37 @@ def _ragged_join(bounds: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarra
     return left, right
 
 
-def _energy(terms: tuple[dict, dict], units: UnitEnergies) -> Any:
-    """Energy of a part of the access terms (ints or arrays) under ``units``."""
+@dataclass(frozen=True)
+class StackedUnits:
+    """The per-access energies of K costings of one layer shape, searched together.
+
+    Each value is a float array of shape (K, 1), so that a term's counts over
+    candidates (shape (C,)) times it give the K rows of energies (shape (K, C)) with
+    exactly the arithmetic of one costing: row k equals the search under ``units[k]``.
+    """
+
+    read: dict[UnitKey, np.ndarray]
+    write: dict[UnitKey, np.ndarray]
+
+    @classmethod
+    def of(cls, units: Sequence[UnitEnergies]) -> StackedUnits:
+        """Stack ``units`` (at least one), rows in the order given."""
+        keys = units[0].read.keys()
+        return cls(read={k: np.array([u.read[k] for u in units])[:, None] for k in keys},
+                   write={k: np.array([u.write[k] for u in units])[:, None] for k in keys})
+
+    @property
+    def k(self) -> int:
+        """Number of costings stacked."""
+        return len(next(iter(self.read.values())))
+
+
+def _energy(terms: tuple[dict, dict], units: StackedUnits, width: int) -> np.ndarray:
+    """Energy of a part of the access terms under K costings: shape (K, width)."""
     reads, writes = terms
-    return (sum(count * units.read[key] for key, count in reads.items())
-            + sum(count * units.write[key] for key, count in writes.items()))
+    total = (sum(count * units.read[key] for key, count in reads.items())
+             + sum(count * units.write[key] for key, count in writes.items()))
+    return np.broadcast_to(total, (units.k, width))
 
 
 def best_mapping(layer: Layer, hw: Hardware,
@@ -115,37 +143,65 @@ def best_mapping(layer: Layer, hw: Hardware,
         MappingError: no mapping is legal; the message names the layer and the
             constraint that even the smallest mapping breaks.
     """
+    units = unit_energies(layer, hw, compression, gating, levels)
+    return best_mappings(layer, hw, [units])[0]
+
+
+def best_mappings(layer: Layer, hw: Hardware,
+                  units: Sequence[UnitEnergies]) -> list[SearchResult]:
+    """`best_mapping` of ``layer``'s shape on ``hw`` under each costing of ``units``.
+
+    The candidates and their access counts depend on the layer's shape and precision
+    and on the hardware's sizes alone; the costings (from `unit_energies` of layers of
+    this shape, possibly with other densities, on hardware with these sizes and any
+    costs) only weigh them. One pass enumerates the candidates and weighs all costings
+    at once; result k is exactly ``best_mapping`` under ``units[k]``. Lowering to FC
+    keeps precision and densities, so the costings hold for the lowered layer too.
+
+    Raises:
+        MappingError: no mapping is legal (for any costing: legality ignores costs).
+    """
+    stacked = StackedUnits.of(units)
     try:
-        return _search(layer, hw, unit_energies(layer, hw, compression, gating, levels))
+        return _search(layer, hw, stacked)
     except MappingError:
         lowered = lower_to_fc(layer)
         if lowered is None:
             raise
-        return _search(lowered, hw, unit_energies(lowered, hw, compression, gating, levels))
+        return _search(lowered, hw, stacked)
 
 
-def _search(layer: Layer, hw: Hardware, units: UnitEnergies) -> SearchResult:
+def _search(layer: Layer, hw: Hardware, units: StackedUnits) -> list[SearchResult]:
     q_max, p_max = _rf_bounds(layer, hw)
     pe_limit = hw.pe_array.num_pes // layer.R
     q, r = _pairs(layer.C, q_max, pe_limit)
     p, t = _pairs(layer.M, p_max, pe_limit)
     if len(q) == 0 or len(p) == 0 or pe_limit < 1:
         raise _unmappable(layer, hw)
-    psum_energy = _energy(channel_terms(layer, q=q, r=r), units)
-    best: tuple[float, int, Mapping] | None = None
+    psum_energy = _energy(channel_terms(layer, q=q, r=r), units, len(q))
+    best_energy = np.full(units.k, np.inf)
+    best_pes = np.zeros(units.k, np.int64)
+    best_vars = np.zeros((units.k, 7), np.int64)  # m n e p q r t, as in `Mapping`
     evaluated = 0
     for n in _candidates(layer.N):
         for e in _candidates(layer.E):
             found = _best_for(layer, hw, units, int(n), int(e), (q, r, psum_energy), (p, t))
             if found is None:
                 continue
-            energy, pes, count, mapping = found
+            energy, pes, count, variables = found
+            # Lowest energy, then most active PEs; full ties keep the earlier (n, e).
+            better = (energy < best_energy) | ((energy == best_energy) & (pes > best_pes))
+            if evaluated == 0:
+                better[:] = True
             evaluated += count
-            if best is None or (energy, -pes) < (best[0], -best[1]):
-                best = (energy, pes, mapping)
-    if best is None:
+            best_energy = np.where(better, energy, best_energy)
+            best_pes = np.where(better, pes, best_pes)
+            best_vars = np.where(better[:, None], variables, best_vars)
+    if evaluated == 0:
         raise _unmappable(layer, hw)
-    return SearchResult(mapping=best[2], energy=best[0], candidates=evaluated, mapped=layer)
+    return [SearchResult(mapping=Mapping(*(int(v) for v in variables)), energy=float(energy),
+                         candidates=evaluated, mapped=layer)
+            for energy, variables in zip(best_energy, best_vars, strict=True)]
 
 
 def _rf_bounds(layer: Layer, hw: Hardware) -> tuple[int, int]:
@@ -162,21 +218,27 @@ def _rf_bounds(layer: Layer, hw: Hardware) -> tuple[int, int]:
             min(8 * rf.psums_bytes // prec.ofmap_bits, 8 * rf.weights_bytes // w_row))
 
 
-def _best_for(layer: Layer, hw: Hardware, units: UnitEnergies, n: int, e: int,
+Found = tuple[np.ndarray, np.ndarray, int, np.ndarray]  # energy, PEs, candidates, variables
+
+
+def _best_for(layer: Layer, hw: Hardware, units: StackedUnits, n: int, e: int,
               channel: tuple[np.ndarray, np.ndarray, np.ndarray],
-              filters: tuple[np.ndarray, np.ndarray],
-              ) -> tuple[float, int, int, Mapping] | None:
-    """Best mapping with this (n, e); None when nothing with it is legal.
+              filters: tuple[np.ndarray, np.ndarray]) -> Found | None:
+    """Best mapping with this (n, e) under each costing; None when nothing with it is legal.
 
     The energy is a sum of parts that depend on (n, e), on (q, r) and on (e, m, p, t)
-    alone (see `access_terms`); only the constraints couple them.
+    alone (see `access_terms`); only the constraints couple them. Returns per costing
+    the energy (K,), active PEs (K,), the number of legal candidates and the variables
+    (K, 7) in `Mapping` order.
     """
     prec = layer.precision
     sets_limit = hw.pe_array.num_pes // (layer.R * e)
     if sets_limit < 1:
         return None
-    q, r, psum_energy = (a[channel[1] <= sets_limit] for a in channel)
-    p, t = (a[filters[1] <= sets_limit] for a in filters)
+    keep = channel[1] <= sets_limit
+    q, r, psum_energy = channel[0][keep], channel[1][keep], channel[2][:, keep]
+    keep = filters[1] <= sets_limit
+    p, t = filters[0][keep], filters[1][keep]
     if len(q) == 0 or len(p) == 0:
         return None
     rows = ifmap_rows(layer, e)
@@ -184,23 +246,25 @@ def _best_for(layer: Layer, hw: Hardware, units: UnitEnergies, n: int, e: int,
     # Psums of all M filters fit beside the largest ifmap tile: one filter chunk for
     # every candidate, so (p, t) pairs can be pruned like (q, r) pairs.
     widest_tile = n * min(int((q * r).max()), layer.C) * rows * layer.W * prec.ifmap_bits
-    ifmap_energy = _energy(filter_terms(layer, e=e, m=layer.M, p=p, t=t), units)
-    fixed = _energy(batch_strip_terms(layer, n=n, e=e), units)
+    ifmap_energy = _energy(filter_terms(layer, e=e, m=layer.M, p=p, t=t), units, len(p))
+    fixed = _energy(batch_strip_terms(layer, n=n, e=e), units, 1)
+    every = np.arange(units.k)
     if hw.glb.size_bits - widest_tile >= layer.M * psum_bits_per_filter:
         found = _best_single_chunk(layer, hw, (q, r, psum_energy), (p, t, ifmap_energy),
                                    sets_limit)
         if found is None:
             return None
         energy, count, (qk, rk, pk, tk) = found
-        mapping = Mapping(m=layer.M, n=n, e=e, p=pk, q=qk, r=rk, t=tk)
-        return fixed + energy, mapping.active_pes(layer), count, mapping
+        variables = np.stack([np.full(units.k, layer.M), np.full(units.k, n),
+                              np.full(units.k, e), pk, qk, rk, tk], axis=1)
+        return fixed[:, 0] + energy, layer.R * e * rk * tk, count, variables
     order = np.argsort(t, kind="stable")
-    p, t, ifmap_energy = p[order], t[order], ifmap_energy[order]
+    p, t, ifmap_energy = p[order], t[order], ifmap_energy[:, order]
     i, j = _ragged_join(sets_limit // r, t)
     if len(i) == 0:
         return None
-    q, r, psum_energy = q[i], r[i], psum_energy[i]
-    p, t, ifmap_energy = p[j], t[j], ifmap_energy[j]
+    q, r, psum_energy = q[i], r[i], psum_energy[:, i]
+    p, t, ifmap_energy = p[j], t[j], ifmap_energy[:, j]
     # RF: the weight rows p*q*S couple p and q.
     w_bits = p * q * layer.S * prec.weight_bits
     if hw.rf.size_bytes is not None:
@@ -221,20 +285,22 @@ def _best_for(layer: Layer, hw: Hardware, units: UnitEnergies, n: int, e: int,
     # ifmap_energy assumed one filter chunk; add the DRAM re-reads of further chunks.
     dram_ifmap = units.read[Level.DRAM, Operand.IFMAPS] * layer.G * layer.N * layer.C \
         * layer.W * rows_read(layer, e)
-    energy = (fixed + psum_energy[ok]
-              + ifmap_energy[ok] + dram_ifmap * (ceil_div(layer.M, m) - 1))
+    energy = (fixed + psum_energy[:, ok]
+              + ifmap_energy[:, ok] + dram_ifmap * (ceil_div(layer.M, m) - 1))
     pes = layer.R * e * r * t
-    # Lowest energy, then most active PEs; lexsort keeps enumeration order for full ties.
-    k = int(np.lexsort((-pes, energy))[0])
-    mapping = Mapping(m=int(m[k]), n=n, e=e, p=int(p[k]), q=int(q[k]), r=int(r[k]), t=int(t[k]))
-    return float(energy[k]), int(pes[k]), len(energy), mapping
+    # Lowest energy, then most active PEs, then the first in enumeration order.
+    lowest = energy == energy.min(axis=1, keepdims=True)
+    k = np.argmax(np.where(lowest, pes, -1), axis=1)
+    variables = np.stack([m[k], np.full(units.k, n), np.full(units.k, e), p[k], q[k], r[k],
+                          t[k]], axis=1)
+    return energy[every, k], pes[k], energy.shape[1], variables
 
 
 def _best_single_chunk(layer: Layer, hw: Hardware,
                        channel: tuple[np.ndarray, np.ndarray, np.ndarray],
                        filters: tuple[np.ndarray, np.ndarray, np.ndarray], sets_limit: int,
-                       ) -> tuple[float, int, tuple[int, int, int, int]] | None:
-    """Best (q, r, p, t) when the GLB never splits the filters (m = M for all).
+                       ) -> tuple[np.ndarray, int, tuple[np.ndarray, ...]] | None:
+    """Best (q, r, p, t) per costing when the GLB never splits the filters (m = M for all).
 
     Then only the array (r*t <= sets_limit) and the RF (p <= p_max(q)) couple the
     channel split and the filter split, and both are prefix conditions: the best
@@ -242,41 +308,47 @@ def _best_single_chunk(layer: Layer, hw: Hardware,
     """
     q, r, psum_energy = channel
     p, t, ifmap_energy = filters
+    k = psum_energy.shape[0]
     ps = np.unique(p)
-    grid = np.full((len(ps), sets_limit + 1), np.inf)
+    width = sets_limit + 1
+    grid = np.full((k, len(ps), width), np.inf)
     pi = np.searchsorted(ps, p)
-    np.minimum.at(grid, (pi, t), ifmap_energy)
-    # best[i, y]: least ifmap energy with p <= ps[i] and t <= y; where[i, y] says which.
-    flat = grid.ravel()
-    index = np.where(np.isfinite(flat), np.arange(flat.size), -1).reshape(grid.shape)
-    best, where = grid.copy(), index.copy()
-    for axis in (0, 1):
+    grid[:, pi, t] = ifmap_energy  # (p, t) pairs are distinct
+    # best[:, i, y]: least ifmap energy with p <= ps[i] and t <= y; where[:, i, y]: which.
+    filled = np.zeros(len(ps) * width, bool)
+    filled[pi * width + t] = True
+    index = np.where(filled, np.arange(filled.size), -1).reshape(len(ps), width)
+    best, where = grid, np.broadcast_to(index, grid.shape)
+    for axis in (1, 2):
         best, where = _prefix_argmin(best, where, axis)
     p_limit = _p_limit(layer, hw, q)
     row = np.searchsorted(ps, p_limit, side="right") - 1
     ok = row >= 0
-    total = np.full(len(q), np.inf)
-    total[ok] = psum_energy[ok] + best[row[ok], sets_limit // r[ok]]
-    if not np.isfinite(total).any():
+    col = sets_limit // r
+    total = np.full((k, len(q)), np.inf)
+    total[:, ok] = psum_energy[:, ok] + best[:, row[ok], col[ok]]
+    legal = np.isfinite(total[0])  # legality does not depend on the costing
+    if not legal.any():
         return None
-    k = int(np.argmin(total))
-    cell = int(where[row[k], sets_limit // r[k]])
-    pk, tk = int(ps[cell // grid.shape[1]]), cell % grid.shape[1]
-    return float(total[k]), int(np.isfinite(total).sum()), (int(q[k]), int(r[k]), pk, tk)
+    chosen = np.argmin(total, axis=1)
+    cell = where[np.arange(k), row[chosen], col[chosen]]
+    return (total[np.arange(k), chosen], int(legal.sum()),
+            (q[chosen], r[chosen], ps[cell // width], cell % width))
 
 
 def _prefix_argmin(best: np.ndarray, where: np.ndarray, axis: int,
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Running minimum along ``axis`` that also carries where each minimum came from."""
-    best, where = best.copy(), where.copy()
-    length = best.shape[axis]
-    for i in range(1, length):
-        prev = (slice(None), i - 1) if axis == 1 else (i - 1, slice(None))
-        cur = (slice(None), i) if axis == 1 else (i, slice(None))
-        better = best[prev] < best[cur]
-        best[cur] = np.where(better, best[prev], best[cur])
-        where[cur] = np.where(better, where[prev], where[cur])
-    return best, where
+    """Running minimum along ``axis`` that also carries where each minimum came from.
+
+    A cell keeps its own origin unless an earlier cell is strictly lower (ties keep
+    the later cell, as a running strict comparison would).
+    """
+    running = np.minimum.accumulate(best, axis=axis)
+    shape = [1] * best.ndim
+    shape[axis] = best.shape[axis]
+    positions = np.arange(best.shape[axis]).reshape(shape)
+    last_own = np.maximum.accumulate(np.where(best == running, positions, 0), axis=axis)
+    return running, np.take_along_axis(where, last_own, axis=axis)
 
 
 def _p_limit(layer: Layer, hw: Hardware, q: np.ndarray) -> np.ndarray:
