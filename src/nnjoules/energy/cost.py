@@ -298,6 +298,18 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
     613.0
     """
     units = unit_energies(layer, hw, compression, gating, levels)
+    return energy_from_units(counts, layer, hw, units, gating)
+
+
+def energy_from_units(counts: AccessCounts, layer: Layer, hw: Hardware, units: UnitEnergies,
+                      gating: Gating = Gating.EITHER) -> EnergyBreakdown:
+    """`energy_of` with the per-access energies already worked out (sweeps share them).
+
+    ``units`` must be `unit_energies` of ``layer`` on ``hw`` under the same rules.
+
+    Raises:
+        InputError: the energy is not a finite number.
+    """
     data: dict[UnitKey, float] = {}
     for level in LEVELS:
         for operand in OPERANDS:

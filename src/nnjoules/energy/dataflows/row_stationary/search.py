@@ -263,8 +263,7 @@ def _best_for(layer: Layer, hw: Hardware, units: StackedUnits, n: int, e: int,
     i, j = _ragged_join(sets_limit // r, t)
     if len(i) == 0:
         return None
-    q, r, psum_energy = q[i], r[i], psum_energy[:, i]
-    p, t, ifmap_energy = p[j], t[j], ifmap_energy[:, j]
+    q, r, p, t = q[i], r[i], p[j], t[j]
     # RF: the weight rows p*q*S couple p and q.
     w_bits = p * q * layer.S * prec.weight_bits
     if hw.rf.size_bytes is not None:
@@ -279,21 +278,53 @@ def _best_for(layer: Layer, hw: Hardware, units: StackedUnits, n: int, e: int,
     pt = p * t
     m = np.where(m_cap >= layer.M, layer.M, (m_cap // pt) * pt)
     ok &= m >= 1
-    if not ok.any():
+    legal = int(ok.sum())
+    if legal == 0:
         return None
-    q, r, p, t, m = q[ok], r[ok], p[ok], t[ok], m[ok]
+    chunks = -(-layer.M // np.maximum(m, 1))  # ceil(M/m); m = 0 is illegal, masked out
+    if units.k > 1:  # weighing K costings: first drop what loses under every costing
+        ok &= _undominated(i, p, t, chunks, ok)
+    i, j, q, r, p, t, m, chunks = (a[ok] for a in (i, j, q, r, p, t, m, chunks))
     # ifmap_energy assumed one filter chunk; add the DRAM re-reads of further chunks.
     dram_ifmap = units.read[Level.DRAM, Operand.IFMAPS] * layer.G * layer.N * layer.C \
         * layer.W * rows_read(layer, e)
-    energy = (fixed + psum_energy[:, ok]
-              + ifmap_energy[:, ok] + dram_ifmap * (ceil_div(layer.M, m) - 1))
+    energy = (fixed + psum_energy[:, i]
+              + ifmap_energy[:, j] + dram_ifmap * (chunks - 1))
     pes = layer.R * e * r * t
     # Lowest energy, then most active PEs, then the first in enumeration order.
     lowest = energy == energy.min(axis=1, keepdims=True)
     k = np.argmax(np.where(lowest, pes, -1), axis=1)
     variables = np.stack([m[k], np.full(units.k, n), np.full(units.k, e), p[k], q[k], r[k],
                           t[k]], axis=1)
-    return energy[every, k], pes[k], energy.shape[1], variables
+    return energy[every, k], pes[k], legal, variables
+
+
+def _undominated(i: np.ndarray, p: np.ndarray, t: np.ndarray, chunks: np.ndarray,
+                 ok: np.ndarray) -> np.ndarray:
+    """Legal candidates that can win under some costing (a mask over all candidates).
+
+    With the same channel split (same i) and the same p, a larger t reads the GLB no
+    more often (``ceil(ceil(M/p)/t)``), moves the same array traffic, keeps more PEs
+    busy, and wins under *every* non-negative costing (rounding is monotone, so also in
+    floating point; more PEs break a tie) unless it needs more filter chunks. So a
+    candidate can win only if every larger t of its (i, p) needs strictly more chunks.
+    """
+    where = np.flatnonzero(ok)
+    li, lp, lt, lc = i[where], p[where], t[where], chunks[where]
+    order = np.lexsort((-lt, lp, li))  # per (i, p): t descending
+    li, lp, lc = li[order], lp[order], lc[order]
+    start = np.ones(len(order), bool)
+    start[1:] = (li[1:] != li[:-1]) | (lp[1:] != lp[:-1])
+    segment = np.cumsum(start) - 1
+    # A running minimum of chunks within each (i, p): earlier segments are lifted above
+    # every later one, so the running minimum never reaches across segments.
+    lifted = lc + (segment[-1] - segment) * (int(lc.max()) + 1)
+    before = np.minimum.accumulate(lifted)
+    keep = np.ones(len(order), bool)
+    keep[1:] = start[1:] | (lifted[1:] < before[:-1])
+    mask = np.zeros(len(ok), bool)
+    mask[where[order[keep]]] = True
+    return mask
 
 
 def _best_single_chunk(layer: Layer, hw: Hardware,
@@ -310,13 +341,16 @@ def _best_single_chunk(layer: Layer, hw: Hardware,
     p, t, ifmap_energy = filters
     k = psum_energy.shape[0]
     ps = np.unique(p)
-    width = sets_limit + 1
+    # Columns: the values of t, and the budgets sets_limit // r that are looked up; a
+    # running minimum over other columns would only carry the values along.
+    ts = np.unique(np.concatenate([t, sets_limit // r]))
+    width = len(ts)
     grid = np.full((k, len(ps), width), np.inf)
-    pi = np.searchsorted(ps, p)
-    grid[:, pi, t] = ifmap_energy  # (p, t) pairs are distinct
-    # best[:, i, y]: least ifmap energy with p <= ps[i] and t <= y; where[:, i, y]: which.
+    pi, ti = np.searchsorted(ps, p), np.searchsorted(ts, t)
+    grid[:, pi, ti] = ifmap_energy  # (p, t) pairs are distinct
+    # best[:, i, y]: least ifmap energy with p <= ps[i] and t <= ts[y]; where: which.
     filled = np.zeros(len(ps) * width, bool)
-    filled[pi * width + t] = True
+    filled[pi * width + ti] = True
     index = np.where(filled, np.arange(filled.size), -1).reshape(len(ps), width)
     best, where = grid, np.broadcast_to(index, grid.shape)
     for axis in (1, 2):
@@ -324,7 +358,7 @@ def _best_single_chunk(layer: Layer, hw: Hardware,
     p_limit = _p_limit(layer, hw, q)
     row = np.searchsorted(ps, p_limit, side="right") - 1
     ok = row >= 0
-    col = sets_limit // r
+    col = np.searchsorted(ts, sets_limit // r)
     total = np.full((k, len(q)), np.inf)
     total[:, ok] = psum_energy[:, ok] + best[:, row[ok], col[ok]]
     legal = np.isfinite(total[0])  # legality does not depend on the costing
@@ -333,7 +367,7 @@ def _best_single_chunk(layer: Layer, hw: Hardware,
     chosen = np.argmin(total, axis=1)
     cell = where[np.arange(k), row[chosen], col[chosen]]
     return (total[np.arange(k), chosen], int(legal.sum()),
-            (q[chosen], r[chosen], ps[cell // width], cell % width))
+            (q[chosen], r[chosen], ps[cell // width], ts[cell % width]))
 
 
 def _prefix_argmin(best: np.ndarray, where: np.ndarray, axis: int,
