@@ -121,16 +121,21 @@ class SweepEngine:
 
     def evaluate(self, tasks: Sequence[PointTask]) -> list[PointOutcome]:
         """The outcomes of ``tasks``, in order, each equal to `evaluate_point` of it."""
+        return [evaluate_point(task) if estimate is None  # its own error message
+                else PointOutcome(task.index, Totals.of(estimate), None)
+                for task, estimate in zip(tasks, self.estimates(tasks), strict=True)]
+
+    def estimates(self, tasks: Sequence[PointTask]) -> list[NetworkEstimate | None]:
+        """Each task's estimate, equal to ``estimate_workload`` at its point (mappings,
+        counts, energies); None where some layer fits no mapping."""
         found = self._search(tasks)
-        outcomes = []
+        out: list[NetworkEstimate | None] = []
         for task in tasks:
             keys = [(layer.shape_key, sizes_of(task.hardware), self._costs(layer, task))
                     for layer in task.workload.layers]
-            if any(found[key] is None for key in keys):
-                outcomes.append(evaluate_point(task))  # its own error message
-            else:
-                outcomes.append(self._cost_point(task, [found[key] for key in keys]))
-        return outcomes
+            items = [found[key] for key in keys]
+            out.append(None if None in items else self._cost_point(task, items))
+        return out
 
     def _costs(self, layer: Layer, task: PointTask) -> CostsKey:
         key = _costs_of(layer, task)
@@ -159,7 +164,7 @@ class SweepEngine:
                 found[shape, sizes, key] = (result.mapping, result.mapped is not layer)
         return found
 
-    def _cost_point(self, task: PointTask, found: Sequence[Found]) -> PointOutcome:
+    def _cost_point(self, task: PointTask, found: Sequence[Found]) -> NetworkEstimate:
         """Count and cost every layer of ``task`` under its found mapping."""
         estimates = []
         for layer, item in zip(task.workload.layers, found, strict=True):
@@ -175,9 +180,7 @@ class SweepEngine:
             energy = energy_from_units(counts, mapped, task.hardware, units, task.gating)
             estimates.append(LayerEstimate(layer=layer, mapping=mapping, counts=counts,
                                            energy=energy, mapped_as=mapped if lowered else None))
-        report = NetworkEstimate(workload=task.workload, hardware=task.hardware,
-                                 compression=task.compression, layers=tuple(estimates),
-                                 gating=task.gating,
-                                 compression_levels=task.compression_levels,
-                                 dataflow=DEFAULT_DATAFLOW)
-        return PointOutcome(task.index, Totals.of(report), None)
+        return NetworkEstimate(workload=task.workload, hardware=task.hardware,
+                               compression=task.compression, layers=tuple(estimates),
+                               gating=task.gating, compression_levels=task.compression_levels,
+                               dataflow=DEFAULT_DATAFLOW)
