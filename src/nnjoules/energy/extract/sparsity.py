@@ -130,6 +130,12 @@ def _count_non_finite(values: Tensor | np.ndarray) -> int:
             return 0
         # Under a capture mode these ops would be recorded as the model's own: hide them.
         with _disable_current_modes():
+            if values.is_floating_point() and values.numel():
+                # One pass, no mask: min and max are finite only if every value is
+                # (NaN propagates through both); count only when one is not.
+                low, high = torch.aminmax(values.detach())
+                if bool(torch.isfinite(low)) and bool(torch.isfinite(high)):
+                    return 0
             finite = torch.isfinite(values.detach())
             return 0 if bool(finite.all()) else int(finite.numel() - finite.sum())
     array = np.asarray(values)
