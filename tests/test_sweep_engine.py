@@ -1,7 +1,8 @@
 """The sweep engine: sharing work across points changes no point's mapping, counts or energy.
 
-The reference is the plain estimate at each point (`estimate_workload` on the point's
-hardware, bit-widths and compression), computed here one point at a time.
+The references are, at each point (the point's hardware, bit-widths and compression),
+the plain estimate (`estimate_workload`) and every layer searched alone under its own
+costing (`best_mapping`), counted and costed here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnjoules.energy.cost import Compression, Gating
+from nnjoules.energy.cost import Compression, Gating, energy_of
+from nnjoules.energy.dataflows.row_stationary.access import count_accesses
+from nnjoules.energy.dataflows.row_stationary.search import best_mapping
 from nnjoules.energy.estimate import estimate_workload
 from nnjoules.energy.hardware import (
     AccessCost,
@@ -21,7 +24,7 @@ from nnjoules.energy.hardware import (
     RegisterFile,
     eyeriss,
 )
-from nnjoules.energy.results import Totals
+from nnjoules.energy.results import LayerEstimate, Totals
 from nnjoules.energy.sweep import PointTask, evaluate_point, sweep
 from nnjoules.energy.sweep_engine import SweepEngine
 from nnjoules.energy.sweep_params import (
@@ -110,6 +113,23 @@ def direct(task: PointTask):  # type: ignore[no-untyped-def]
         return None
 
 
+def layer_by_layer(task: PointTask) -> tuple[LayerEstimate, ...] | None:
+    """Each layer searched alone (one costing at a time), counted and costed."""
+    rules = (task.compression, task.gating, task.compression_levels)
+    out = []
+    for layer in task.workload.layers:
+        try:
+            found = best_mapping(layer, task.hardware, *rules)
+        except MappingError:
+            return None
+        mapped = found.mapped
+        counts = count_accesses(mapped, found.mapping)
+        out.append(LayerEstimate(layer=layer, mapping=found.mapping, counts=counts,
+                                 energy=energy_of(counts, mapped, task.hardware, *rules),
+                                 mapped_as=None if mapped is layer else mapped))
+    return tuple(out)
+
+
 @settings(max_examples=80, deadline=None, derandomize=True)
 @given(workload=small_networks(), grid=small_grids(), unified=st.booleans(),
        gating=st.sampled_from(list(Gating)))
@@ -117,14 +137,15 @@ def test_engine_gives_exactly_the_point_by_point_estimates(workload, grid, unifi
     tasks = grid_tasks(workload, grid, small_hardware(unified), gating)
     found = SweepEngine().estimates(tasks)
     for task, estimate in zip(tasks, found, strict=True):
-        expected = direct(task)
+        expected = layer_by_layer(task)
+        plain = direct(task)
         if expected is None:
-            assert estimate is None
+            assert estimate is None and plain is None
             continue
-        assert estimate is not None
+        assert estimate is not None and plain is not None
         # Same mapping, same counts, same energy breakdown, layer by layer, bit for bit.
-        assert estimate.layers == expected.layers
-        assert Totals.of(estimate) == Totals.of(expected)
+        assert estimate.layers == expected == plain.layers
+        assert Totals.of(estimate) == Totals.of(plain)
 
 
 def test_sweep_points_equal_separate_estimates_with_costs_and_sizes_swept():
