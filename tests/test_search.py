@@ -9,10 +9,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnjoules.energy.cost import Compression, energy_of
-from nnjoules.energy.dataflows.row_stationary.access import compulsory_dram, count_accesses
+from nnjoules.energy.cost import Compression, energy_of, unit_energies
+from nnjoules.energy.dataflows.row_stationary.access import (
+    channel_terms,
+    compulsory_dram,
+    count_accesses,
+)
 from nnjoules.energy.dataflows.row_stationary.mapping import Mapping, ceil_div, violations
-from nnjoules.energy.dataflows.row_stationary.search import best_mapping
+from nnjoules.energy.dataflows.row_stationary.search import (
+    StackedUnits,
+    _energy,
+    _floors,
+    _pairs,
+    _rf_bounds,
+    best_mapping,
+)
 from nnjoules.energy.hardware import (
     AccessCost,
     GlobalBuffer,
@@ -174,3 +185,26 @@ def test_narrower_words_change_what_fits():
 def _estimate_total(layer: Layer, hw: Hardware, compression: Compression) -> float:
     found = best_mapping(layer, hw, compression)
     return energy_of(count_accesses(layer, found.mapping), layer, hw, compression).total
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(layer=small_layers(), unified=st.booleans(),
+       compression=st.sampled_from(list(Compression)))
+def test_the_floor_of_each_strip_is_below_every_legal_mapping_with_it(
+        layer: Layer, unified: bool, compression: Compression):
+    # The search skips an (n, e) whose floor exceeds the best energy found: the floor
+    # must never exceed the data energy of a legal mapping with that n and e.
+    hw = tiny_hardware(unified=unified)
+    units = StackedUnits.of([unit_energies(layer, hw, compression)])
+    q_max, p_max = _rf_bounds(layer, hw)  # the pairs the search bounds over
+    pe_limit = hw.pe_array.num_pes // layer.R
+    p, t = _pairs(layer.M, p_max, pe_limit)
+    q, r = _pairs(layer.C, q_max, pe_limit)
+    if len(p) == 0 or len(q) == 0:
+        return
+    psum = _energy(channel_terms(layer, q=q, r=r), units, len(q))
+    strips = [(n, e) for n in range(1, layer.N + 1) for e in range(1, layer.E + 1)]
+    floors = dict(zip(strips, _floors(layer, units, strips, psum, (p, t))[:, 0], strict=True))
+    for mp in all_mappings(layer):
+        if not violations(layer, mp, hw):
+            assert floors[mp.n, mp.e] <= data_energy(layer, mp, hw, compression) * (1 + 1e-12)

@@ -179,29 +179,57 @@ def _search(layer: Layer, hw: Hardware, units: StackedUnits) -> list[SearchResul
     if len(q) == 0 or len(p) == 0 or pe_limit < 1:
         raise _unmappable(layer, hw)
     psum_energy = _energy(channel_terms(layer, q=q, r=r), units, len(q))
+    strips = [(int(n), int(e)) for n in _candidates(layer.N) for e in _candidates(layer.E)]
+    floors = _floors(layer, units, strips, psum_energy, (p, t))
     best_energy = np.full(units.k, np.inf)
     best_pes = np.zeros(units.k, np.int64)
+    best_at = np.zeros(units.k, np.int64)  # which (n, e): ties keep the earlier one
     best_vars = np.zeros((units.k, 7), np.int64)  # m n e p q r t, as in `Mapping`
     evaluated = 0
-    for n in _candidates(layer.N):
-        for e in _candidates(layer.E):
-            found = _best_for(layer, hw, units, int(n), int(e), (q, r, psum_energy), (p, t))
-            if found is None:
-                continue
-            energy, pes, count, variables = found
-            # Lowest energy, then most active PEs; full ties keep the earlier (n, e).
-            better = (energy < best_energy) | ((energy == best_energy) & (pes > best_pes))
-            if evaluated == 0:
-                better[:] = True
-            evaluated += count
-            best_energy = np.where(better, energy, best_energy)
-            best_pes = np.where(better, pes, best_pes)
-            best_vars = np.where(better[:, None], variables, best_vars)
+    # Most promising (n, e) first, so that the floors rule out the rest early.
+    for at in np.argsort(floors[:, 0], kind="stable"):
+        if np.all(floors[at] > best_energy * (1 + _MARGIN)):
+            continue  # costs more than the best so far under every costing
+        n, e = strips[at]
+        found = _best_for(layer, hw, units, n, e, (q, r, psum_energy), (p, t))
+        if found is None:
+            continue
+        energy, pes, count, variables = found
+        # Lowest energy, then most active PEs, then the earlier (n, e).
+        better = (energy < best_energy) | ((energy == best_energy) & (
+            (pes > best_pes) | ((pes == best_pes) & (at < best_at))))
+        if evaluated == 0:
+            better[:] = True
+        evaluated += count
+        best_energy = np.where(better, energy, best_energy)
+        best_pes = np.where(better, pes, best_pes)
+        best_at = np.where(better, at, best_at)
+        best_vars = np.where(better[:, None], variables, best_vars)
     if evaluated == 0:
         raise _unmappable(layer, hw)
     return [SearchResult(mapping=Mapping(*(int(v) for v in variables)), energy=float(energy),
                          candidates=evaluated, mapped=layer)
             for energy, variables in zip(best_energy, best_vars, strict=True)]
+
+
+# Relative slack on the floors: they add the same non-negative terms as the energies but
+# in another order, so may round a few ulps (1e-16 each) above them.
+_MARGIN = 1e-9
+
+
+def _floors(layer: Layer, units: StackedUnits, strips: list[tuple[int, int]],
+            psum_energy: np.ndarray, filters: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A lower bound on the energy of every mapping with each (n, e): shape (strips, K).
+
+    The (n, e) terms, plus the cheapest channel split and the cheapest filter split of
+    all (legal with this (n, e) or not) and a single filter chunk.
+    """
+    psum_floor = psum_energy.min(axis=1)
+    ifmap_floor = {e: _energy(filter_terms(layer, e=e, m=layer.M, p=filters[0], t=filters[1]),
+                              units, len(filters[0])).min(axis=1)
+                   for e in {e for _, e in strips}}
+    return np.stack([_energy(batch_strip_terms(layer, n=n, e=e), units, 1)[:, 0]
+                     + psum_floor + ifmap_floor[e] for n, e in strips])
 
 
 def _rf_bounds(layer: Layer, hw: Hardware) -> tuple[int, int]:
@@ -311,10 +339,13 @@ def _undominated(i: np.ndarray, p: np.ndarray, t: np.ndarray, chunks: np.ndarray
     """
     where = np.flatnonzero(ok)
     li, lp, lt, lc = i[where], p[where], t[where], chunks[where]
-    order = np.lexsort((-lt, lp, li))  # per (i, p): t descending
-    li, lp, lc = li[order], lp[order], lc[order]
+    # One int64 key (fits: i < 2**16 candidates, p and t <= 2**16): (i, p), t descending.
+    top = int(lt.max())
+    segment_key = li * (int(lp.max()) + 1) + lp
+    order = np.argsort(segment_key * (top + 1) + (top - lt))
+    segment_key, lc = segment_key[order], lc[order]
     start = np.ones(len(order), bool)
-    start[1:] = (li[1:] != li[:-1]) | (lp[1:] != lp[:-1])
+    start[1:] = segment_key[1:] != segment_key[:-1]
     segment = np.cumsum(start) - 1
     # A running minimum of chunks within each (i, p): earlier segments are lifted above
     # every later one, so the running minimum never reaches across segments.
