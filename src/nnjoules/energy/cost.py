@@ -301,6 +301,9 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
     return energy_from_units(counts, layer, hw, units, gating)
 
 
+_KEYS = tuple((level, operand) for level in LEVELS for operand in OPERANDS)
+
+
 def energy_from_units(counts: AccessCounts, layer: Layer, hw: Hardware, units: UnitEnergies,
                       gating: Gating = Gating.EITHER) -> EnergyBreakdown:
     """`energy_of` with the per-access energies already worked out (sweeps share them).
@@ -310,12 +313,10 @@ def energy_from_units(counts: AccessCounts, layer: Layer, hw: Hardware, units: U
     Raises:
         InputError: the energy is not a finite number.
     """
-    data: dict[UnitKey, float] = {}
-    for level in LEVELS:
-        for operand in OPERANDS:
-            key = (level, operand)
-            data[key] = (counts.read(level, operand) * units.read[key]
-                         + counts.write(level, operand) * units.write[key])
+    reads, writes = counts.reads, counts.writes
+    data: dict[UnitKey, float] = {
+        key: reads.get(key, 0) * units.read[key] + writes.get(key, 0) * units.write[key]
+        for key in _KEYS}
     nonskipped = counts.macs * executed_fraction(layer, gating)
     computation = nonskipped * units.mac
     if not math.isfinite(computation + sum(data.values())):  # never report inf or NaN

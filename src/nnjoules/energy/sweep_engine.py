@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from nnjoules.energy.cost import (
     Compression,
     CompressionLevels,
+    EnergyBreakdown,
     Gating,
     UnitEnergies,
     energy_from_units,
@@ -108,6 +109,9 @@ class SweepEngine:
     def __init__(self) -> None:
         self._units: dict[CostsKey, UnitEnergies] = {}
         self._counts: dict[tuple[object, ...], AccessCounts] = {}
+        # Energy of a layer shape under a mapping and a costing (points that change
+        # only sizes often keep the mapping).
+        self._energies: dict[tuple[object, ...], EnergyBreakdown] = {}
 
     def outcomes(self, tasks: Iterable[PointTask], chunk: int = CHUNK_POINTS,
                  ) -> Iterator[PointOutcome]:
@@ -115,7 +119,7 @@ class SweepEngine:
         iterator = iter(tasks)
         while batch := list(itertools.islice(iterator, chunk)):
             yield from self.evaluate(batch)
-            for cache in (self._units, self._counts):
+            for cache in (self._units, self._counts, self._energies):
                 if len(cache) > _CACHE_LIMIT:
                     cache.clear()
 
@@ -176,8 +180,12 @@ class SweepEngine:
             counts = self._counts.get(counts_key)
             if counts is None:
                 counts = self._counts[counts_key] = count_accesses(mapped, mapping)
-            units = self._units[_costs_of(layer, task)]
-            energy = energy_from_units(counts, mapped, task.hardware, units, task.gating)
+            costs = _costs_of(layer, task)
+            energy_key = (counts_key, costs, task.hardware.unit)
+            energy = self._energies.get(energy_key)
+            if energy is None:
+                energy = self._energies[energy_key] = energy_from_units(
+                    counts, mapped, task.hardware, self._units[costs], task.gating)
             estimates.append(LayerEstimate(layer=layer, mapping=mapping, counts=counts,
                                            energy=energy, mapped_as=mapped if lowered else None))
         return NetworkEstimate(workload=task.workload, hardware=task.hardware,

@@ -228,8 +228,10 @@ def _floors(layer: Layer, units: StackedUnits, strips: list[tuple[int, int]],
     ifmap_floor = {e: _energy(filter_terms(layer, e=e, m=layer.M, p=filters[0], t=filters[1]),
                               units, len(filters[0])).min(axis=1)
                    for e in {e for _, e in strips}}
-    return np.stack([_energy(batch_strip_terms(layer, n=n, e=e), units, 1)[:, 0]
-                     + psum_floor + ifmap_floor[e] for n, e in strips])
+    n, e = (np.array(v, dtype=np.int64) for v in zip(*strips, strict=True))
+    fixed = _energy(batch_strip_terms(layer, n=n, e=e), units, len(strips))
+    return (fixed + psum_floor[:, None]
+            + np.stack([ifmap_floor[int(v)] for v in e], axis=1)).T
 
 
 def _rf_bounds(layer: Layer, hw: Hardware) -> tuple[int, int]:
