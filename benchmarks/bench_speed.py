@@ -170,6 +170,44 @@ def engine_vs_point_by_point(model: str, grid: dict[str, str]) -> dict[str, obje
             "sample_identical": True, "load_point_by_point": load()}
 
 
+def engine_memory(model: str, grid: dict[str, str]) -> dict[str, object]:
+    """Peak RSS growth while the engine streams every point of ``grid`` (none kept)."""
+    import itertools
+    import resource
+
+    from nnjoules.energy.cost import Compression
+    from nnjoules.energy.sweep import PointTask, iter_outcomes, parse_settings
+    from nnjoules.energy.sweep_params import apply_hardware, apply_precision
+
+    loaded = load_model(model)
+    x = torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0))
+    workload = extract_workload(loaded.model, x, name=model)
+    parsed = parse_settings([f"{k}={v}" for k, v in grid.items()])
+    hw = eyeriss()
+    at_bits: dict[object, object] = {}
+
+    def tasks():  # type: ignore[no-untyped-def]
+        for index, combo in enumerate(itertools.product(*parsed.values())):
+            point = dict(zip(parsed, combo, strict=True))
+            bits = point.get("bits")
+            if bits not in at_bits:
+                at_bits[bits] = apply_precision(workload, point)
+            yield PointTask(index, at_bits[bits], apply_hardware(hw, point),
+                            Compression.SIGNIFICANCE_MAP)
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start, cpu, points, marks = time.perf_counter(), time.process_time(), 0, []
+    for outcome in iter_outcomes(tasks()):
+        points += 1
+        if points % 1000 == 0:
+            marks.append(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                               - before, 1))
+        del outcome
+    return {"model": model, "points": points, "wall_s": time.perf_counter() - start,
+            "cpu_s": time.process_time() - cpu, "rss_before_mb": before,
+            "peak_rss_growth_mb_per_1000_points": marks, "load": load()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
@@ -200,6 +238,11 @@ def main() -> None:
               f"{engine['point_by_point_s_per_point']:.2f} s/point: "
               f"{engine['speedup_wall']:.0f}x wall, {engine['speedup_cpu']:.0f}x CPU "
               f"(load {engine['load_engine']} / {engine['load_point_by_point']})")
+        if not args.no_memory:
+            out["engine_memory"] = mem = engine_memory(SWEEP_MODEL, SWEEP_GRID | MEMORY_EXTRA)
+            print(f"engine streaming {mem['points']} points: {mem['wall_s']:.1f} s "
+                  f"(CPU {mem['cpu_s']:.1f} s); peak RSS growth after each 1,000 points "
+                  f"{mem['peak_rss_growth_mb_per_1000_points']} MB (load {mem['load']})")
         runs = [cli_sweep(SWEEP_GRID, SWEEP_MODEL)]
         if not args.no_memory:
             runs.append(cli_sweep(SWEEP_GRID | MEMORY_EXTRA, SWEEP_MODEL))
