@@ -212,9 +212,11 @@ def test_an_unmappable_point_reports_the_estimates_own_error():
 
 def test_outcomes_stream_in_grid_order_across_chunks():
     layer = Layer("c", LayerKind.CONV, N=1, M=6, C=5, H=6, W=6, R=3, S=3, E=4, F=4)
-    grid = {"glb_kb": ["0.25", "0.5", "2"], "dram_energy": ["50", "100", "150", "200"]}
+    grid = {"glb_energy": ["1", "6", "9"], "dram_energy": ["50", "100", "150", "200"]}
     tasks = grid_tasks(Workload("net", (layer,)), grid, small_hardware(unified=True),
                        Gating.EITHER)
     streamed = list(SweepEngine().outcomes(tasks, chunk=5))  # 12 points in 3 chunks
     assert [o.index for o in streamed] == list(range(12))
     assert streamed == [evaluate_point(task) for task in tasks]
+    # 12 costings of one shape and sizes, weighed 5 at a time: the same outcomes.
+    assert SweepEngine(max_costings=5).evaluate(tasks) == streamed

@@ -47,7 +47,9 @@ from nnjoules.energy.workload import Layer, Workload
 from nnjoules.errors import MappingError
 
 CHUNK_POINTS = 256  # points searched together: more shares more, and holds more in memory
-_CACHE_LIMIT = 200_000  # entries per cache before it is emptied (keeps memory flat)
+_CACHE_LIMIT = 20_000  # entries per cache before it is emptied (keeps memory flat)
+# Costings weighed in one search pass: its arrays grow with costings x candidates.
+MAX_COSTINGS = 64
 
 SizesKey = tuple[object, ...]
 CostsKey = tuple[object, ...]
@@ -104,9 +106,14 @@ def evaluate_point(task: PointTask) -> PointOutcome:
 
 
 class SweepEngine:
-    """Evaluates grid points in chunks, keeping costings and counts between chunks."""
+    """Evaluates grid points in chunks, keeping costings and counts between chunks.
 
-    def __init__(self) -> None:
+    Args:
+        max_costings: costings weighed in one search pass (bounds its memory).
+    """
+
+    def __init__(self, max_costings: int = MAX_COSTINGS) -> None:
+        self._max_costings = max_costings
         self._units: dict[CostsKey, UnitEnergies] = {}
         self._counts: dict[tuple[object, ...], AccessCounts] = {}
         # Energy of a layer shape under a mapping and a costing (points that change
@@ -158,8 +165,11 @@ class SweepEngine:
                 group[2][self._costs(layer, task)] = None
         found: dict[tuple[object, ...], Found] = {}
         for (shape, sizes), (layer, hw, costs) in groups.items():
+            units = [self._units[key] for key in costs]
             try:
-                results = best_mappings(layer, hw, [self._units[key] for key in costs])
+                step = self._max_costings
+                results = [found for at in range(0, len(units), step)
+                           for found in best_mappings(layer, hw, units[at:at + step])]
             except MappingError:
                 found.update(((shape, sizes, key), None) for key in costs)
                 continue
