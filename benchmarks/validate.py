@@ -6,6 +6,7 @@
 3. ZigZag                         (benchmarks/zigzag/bench_vs_zigzag.py; skipped if absent)
 4. nn-dataflow                    (benchmarks/bench_vs_nn_dataflow.py; skipped if its venv
                                    is absent: bash benchmarks/peers/setup_peers.sh)
+5. the Eyeriss chip's time/power  (benchmarks/paper/eyeriss_anchor.py)
 
 Each part runs as its own process (ZigZag configures logging, nn-dataflow lives in its
 own venv); results land in benchmarks/results/. Usage::
@@ -29,6 +30,7 @@ PARTS = {
     "timeloop": [HERE / "timeloop" / "compare.py"],
     "zigzag": [HERE / "zigzag" / "bench_vs_zigzag.py"],
     "nn-dataflow": [HERE / "bench_vs_nn_dataflow.py"],
+    "eyeriss-anchor": [HERE / "paper" / "eyeriss_anchor.py"],
 }
 
 
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: exit {rc} after {time.perf_counter() - t0:.1f} s", flush=True)
         if rc != 0:
             failed.append(name)
-    print("results in benchmarks/results/ (paper_analysis, timeloop, zigzag, nn_dataflow)")
+    print("results in benchmarks/results/ (paper_analysis, timeloop, zigzag, nn_dataflow, "
+          "eyeriss_anchor)")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -288,26 +288,26 @@ def test_cli_estimate_plot_into_a_file_path_exits_2(tmp_path, capsys):
     assert "exists and is not a folder" in capsys.readouterr().err
 
 
-def test_cli_estimate_writes_csv_html_and_plots(tmp_path, capsys, monkeypatch):
-    """The output options of ``estimate``; the estimate itself is stubbed (its own tests
-    cover it), so this checks what is written from the report it returns."""
-    import nnjoules.energy.estimate
-    import nnjoules.models
-    from nnjoules.models import LoadedModel
+def test_cli_estimate_writes_csv_html_and_plots(tmp_path, capsys):
+    """The output options of ``estimate`` on a real built-in network: each file holds
+    what the API's report of the same run gives."""
+    import torch
 
-    report = toy_report()
-    monkeypatch.setattr(nnjoules.models, "load_model", lambda spec, seed: LoadedModel(
-        name="toy", model=Path("toy.onnx"), input_shape=None))
-    monkeypatch.setattr(nnjoules.energy.estimate, "estimate", lambda *args, **kwargs: report)
-    code = main(["estimate", "toy.onnx", "--quiet", "--dense", "--csv", str(tmp_path / "r.csv"),
+    from nnjoules import estimate
+    from nnjoules.models import load_model
+
+    code = main(["estimate", "lenet5", "--quiet", "--dense", "--csv", str(tmp_path / "r.csv"),
                  "--html", str(tmp_path / "r.html"), "--plot", str(tmp_path / "plots"),
                  "--json", str(tmp_path / "r.json")])
     assert code == 0, capsys.readouterr().err
+    loaded = load_model("lenet5", seed=0)
+    inputs = torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0))
+    report = estimate(loaded.model, inputs, measure_density=False, name="lenet5")
     assert (tmp_path / "r.csv").read_text() == report.to_csv()
-    assert (tmp_path / "r.html").read_text() == report.to_html()
     assert json.loads((tmp_path / "r.json").read_text()) == report.to_dict()
+    assert (tmp_path / "r.html").read_text() == report.to_html()
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
-        f"toy-{k}.{f}" for k in ("operand", "level", "summary", "proxies")
+        f"lenet5-{k}.{f}" for k in ("operand", "level", "summary", "proxies")
         for f in ("png", "svg"))
 
 

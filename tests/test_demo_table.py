@@ -64,6 +64,21 @@ def test_every_row_divides_the_named_models_energy_by_its_own():
     assert len({len(line) for line in lines[1:6]}) == 1  # one width: header, rule, 4 rows
 
 
+def test_channel_pruning_gets_a_row_read_like_the_others():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))
+    report = nnjoules.estimate(model.eval(), torch.randn(1, 1, 8, 8))
+    e = report.total()
+    results = {"energy-aware": _result("energy-aware", e, e / 4, 0.899),
+               "magnitude": _result("magnitude", e, e / 2, 0.897),
+               "energy-aware-channel": _result("energy-aware", e, e / 5, 0.896)}
+    ref = {"accuracy": 0.905, "test_accuracy": 0.9, "epochs": 3.0}
+    table = comparison_table(report, {"accuracy": 0.9, "test_accuracy": 0.9}, ref, results)
+    assert _ratios(table, "energy-aware-channel") == (5.00, 2.50)  # e / (e/5), (e/2) / (e/5)
+    lines = table.splitlines()
+    assert len({len(line) for line in lines[1:7]}) == 1  # header, rule, 5 rows
+
+
 def test_dense_table_states_the_bit_widths():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10))

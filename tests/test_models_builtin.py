@@ -42,7 +42,7 @@ def test_build_is_seeded_and_does_not_touch_global_rng() -> None:
         assert torch.equal(pa, pb)
     with pytest.raises(InputError, match="unknown built-in model"):
         build_model("resnet-tiny")
-    assert set(BUILTIN_MODELS) == {"lenet5", "vgg-small"}
+    assert set(BUILTIN_MODELS) == {"lenet5", "vgg-small", "resnet20", "mobilenetv2"}
 
 
 def test_shipped_checkpoint_loads_and_records_how_it_was_made() -> None:

@@ -58,6 +58,7 @@ def test_prune_stop_and_resume_equals_uninterrupted(model_file: Path, data_dir: 
     for doc in (whole, resumed):
         for record in doc["history"]:
             record["seconds"] = 0
+        doc.pop("cpu_latency")  # wall-clock, measured again by the resumed run
     assert resumed == whole
     for name in ("model.pt", "model.pt.json", "energy-dense.json", "energy-pruned.json"):
         assert (tmp_path / "cut" / name).is_file()
@@ -100,8 +101,20 @@ def test_demo_compares_both_methods(data_dir: Path, tmp_path: Path,
     assert report["energy-aware"]["method"] == "energy-aware"
     assert report["reference"]["epochs"] == 0.5
     assert report["threads"]["torch_threads"] == torch.get_num_threads()
-    for name in ("lenet5-energy-aware.pt", "lenet5-magnitude.pt", "energy-dense.json"):
+    for name in ("lenet5-energy-aware.pt", "lenet5-magnitude.pt", "energy-dense.json",
+                 "lenet5-energy-aware-channel.pt"):
         assert (out / name).is_file()
+    # the structured method: a row of its own, and a model file of the shrunk shapes
+    channel = report["energy-aware-channel"]
+    row = next(line for line in text.splitlines() if line.startswith("energy-aware-channel"))
+    assert f"{channel['final']['energy']:,.0f}" in row
+    from nnjoules.prune.modelio import load_model_file
+
+    _, model, info = load_model_file(out / "lenet5-energy-aware-channel.pt")
+    assert info["granularity"] == "channel"
+    weights = sum(m.weight.numel() for m in model.modules()
+                  if isinstance(m, torch.nn.Conv2d | torch.nn.Linear))
+    assert weights == channel["history"][channel["final"]["round"]]["weights"]
 
 
 MATCHED = ["--rounds", "3", "--rate", "0.4", "--finetune-epochs", "0.5", "--samples", "64",
@@ -133,6 +146,7 @@ def test_stop_in_the_reference_phase_resumes_to_the_uninterrupted_result(
     for doc in (whole, resumed):
         for record in doc["history"]:
             record["seconds"] = 0
+        doc.pop("cpu_latency")  # wall-clock, measured again by the resumed run
     assert resumed == whole and whole["reference"]["epochs"] == 1.5
     assert resumed["run"]["seed"] == 0 and len(resumed["reference"]["sha256"]) == 64
 

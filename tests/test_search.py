@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnjoules.energy.cost import Compression, energy_of, unit_energies
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of, unit_energies
+from nnjoules.energy.dataflows.base import lower_to_fc
 from nnjoules.energy.dataflows.row_stationary.access import (
     channel_terms,
     compulsory_dram,
     count_accesses,
 )
-from nnjoules.energy.dataflows.row_stationary.mapping import Mapping, ceil_div, violations
+from nnjoules.energy.dataflows.row_stationary.mapping import (
+    Mapping,
+    ceil_div,
+    glb_bits,
+    rf_bits,
+    violations,
+)
 from nnjoules.energy.dataflows.row_stationary.search import (
     StackedUnits,
     _energy,
     _floors,
-    _pairs,
-    _rf_bounds,
     best_mapping,
+    candidate_pairs,
 )
+from nnjoules.energy.footprint import Storage
 from nnjoules.energy.hardware import (
     AccessCost,
     GlobalBuffer,
@@ -187,6 +195,122 @@ def _estimate_total(layer: Layer, hw: Hardware, compression: Compression) -> flo
     return energy_of(count_accesses(layer, found.mapping), layer, hw, compression).total
 
 
+# --- compressed storage: tiles sized by the worst-case compressed chunk -------------------
+
+
+@st.composite
+def sparse_small_layers(draw):
+    """Small layers with a known densest filter row (peak = k / S) and a mean below it."""
+    layer = draw(small_layers())
+    peak = draw(st.integers(0, layer.S)) / layer.S
+    weights = peak * draw(st.sampled_from([1.0, 0.5, 0.0]))
+    return layer.with_density(Density(weights=weights, ifmaps=layer.density.ifmaps,
+                                      weights_row_peak=peak))
+
+
+def rule_energy(layer: Layer, mapping: Mapping, hw: Hardware, rules) -> float:
+    compression, gating, levels = rules
+    counts = count_accesses(layer, mapping)
+    return energy_of(counts, layer, hw, compression, gating, levels).data_movement
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(layer=sparse_small_layers(), unified=st.booleans(),
+       compression=st.sampled_from(list(Compression)), gating=st.sampled_from(list(Gating)),
+       levels=st.sampled_from(list(CompressionLevels)))
+def test_search_equals_brute_force_under_compressed_storage(layer, unified, compression,
+                                                            gating, levels):
+    """The search and `violations` apply one storage rule: the search's energy is the least
+    over every mapping `violations` accepts under the compressed footprint."""
+    hw = tiny_hardware(unified=unified)
+    storage = Storage.of(compression, gating, levels)
+    rules = (compression, gating, levels)
+    legal = [mp for mp in all_mappings(layer) if not violations(layer, mp, hw, storage)]
+    if not legal:
+        with pytest.raises(MappingError):
+            best_mapping(layer, hw, compression, gating, levels)
+        return
+    brute = min(rule_energy(layer, mp, hw, rules) for mp in legal)
+    found = best_mapping(layer, hw, compression, gating, levels)
+    assert violations(layer, found.mapping, hw, storage) == []
+    assert math.isclose(found.energy, brute, rel_tol=1e-9)
+    assert math.isclose(rule_energy(layer, found.mapping, hw, rules), brute, rel_tol=1e-9)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(layer=sparse_small_layers(), compression=st.sampled_from(list(Compression)),
+       gating=st.sampled_from(list(Gating)), levels=st.sampled_from(list(CompressionLevels)))
+def test_compressed_storage_only_adds_legal_mappings(layer, compression, gating, levels):
+    """A compressed tile never needs more room than raw; with dense rows (peak 1) it needs
+    exactly raw, so dense layers map as they always did."""
+    storage = Storage.of(compression, gating, levels)
+    dense_rows = layer.with_density(replace(layer.density, weights_row_peak=1.0))
+    for mp in all_mappings(layer):
+        assert glb_bits(layer, mp, storage) <= glb_bits(layer, mp)
+        assert all(a <= b for a, b in zip(rf_bits(layer, mp, storage), rf_bits(layer, mp),
+                                          strict=True))
+        assert rf_bits(dense_rows, mp, storage) == rf_bits(dense_rows, mp)
+        assert glb_bits(dense_rows, mp, storage) == glb_bits(dense_rows, mp)
+
+
+def test_weight_pad_holds_compressed_rows_worked_example():
+    """Eyeriss's weight pad is 224 x 16 = 3584 bits. A 3x3 layer whose densest filter row
+    holds one non-zero (peak 1/3): p=24 filters x q=4 channels = 96 rows of 3 weights.
+    Raw 96 x 3 x 16 = 4608 bits: too many. Significance map 96 x (3 + 16) = 1824 bits;
+    run-length coding 96 + ceil(192 / 32) = 102 pairs = 34 words of 64 bits = 2176 bits."""
+    layer = Layer("conv", LayerKind.CONV, N=1, M=64, C=16, H=8, W=8, R=3, S=3, E=6, F=6,
+                  density=Density(weights=0.3, weights_row_peak=1 / 3))
+    mp = Mapping(m=64, n=1, e=1, p=24, q=4, r=1, t=1)
+    hw = eyeriss()
+    assert rf_bits(layer, mp)[0] == 4608
+    assert any("weight scratch pad" in v for v in violations(layer, mp, hw))
+    expected = {Compression.SIGNIFICANCE_MAP: 1824, Compression.RLC: 2176,
+                Compression.NONE: 4608}
+    for compression, bits in expected.items():
+        for gating, levels in ((Gating.COMPRESSED_WEIGHTS, CompressionLevels.DRAM),
+                               (Gating.EITHER, CompressionLevels.ALL)):
+            storage = Storage.of(compression, gating, levels)
+            assert rf_bits(layer, mp, storage)[0] == bits
+            assert (violations(layer, mp, hw, storage) == []) == (bits <= 3584)
+    # dram,glb keeps the pads raw: the GLB holds no weights in this dataflow
+    storage = Storage.of(Compression.SIGNIFICANCE_MAP, Gating.EITHER, CompressionLevels.DRAM_GLB)
+    assert rf_bits(layer, mp, storage)[0] == 4608
+
+
+def test_sparse_rows_map_with_larger_tiles_and_less_energy():
+    """AlexNet CONV3 with rows of at most one non-zero weight, on Eyeriss, levels=all:
+    the weight pad holds more filters, and the mapping found costs less than the best one
+    sized for dense rows (the same costs, the smaller legal set)."""
+    layer = Layer("conv3", LayerKind.CONV, N=4, M=384, C=256, H=15, W=15, R=3, S=3, E=13,
+                  F=13, density=Density(weights=0.3, ifmaps=0.5, weights_row_peak=1 / 3))
+    rules = (Compression.SIGNIFICANCE_MAP, Gating.COMPRESSED_WEIGHTS, CompressionLevels.ALL)
+    dense_rows = layer.with_density(replace(layer.density, weights_row_peak=1.0))
+    sparse = best_mapping(layer, eyeriss(), *rules)
+    dense = best_mapping(dense_rows, eyeriss(), *rules)
+    assert sparse.mapping.p * sparse.mapping.q * layer.S > 224  # more than a raw pad holds
+    assert dense.mapping.p * dense.mapping.q * layer.S <= 224
+    assert sparse.energy < dense.energy
+    assert math.isclose(rule_energy(layer, dense.mapping, eyeriss(), rules), dense.energy,
+                        rel_tol=1e-12)
+
+
+def test_lowered_patch_layer_forgets_the_row_peak():
+    """Lowered to FC, a filter row is one weight: a peak measured over 16-wide rows bounds
+    nothing there, so the lowered layer is sized for dense rows (any non-zero is a row)."""
+    patch = Layer("patch", LayerKind.CONV, N=1, M=8, C=3, H=32, W=32, R=16, S=16, E=2, F=2,
+                  stride=(16, 16), density=Density(weights=0.2, weights_row_peak=0.25))
+    lowered = lower_to_fc(patch)
+    assert lowered is not None and lowered.density.weights_row_peak == 1.0
+    assert lowered.density.weights == 0.2
+    empty = lower_to_fc(patch.with_density(Density(weights=0.0, weights_row_peak=0.25)))
+    assert empty is not None and empty.density.weights_row_peak == 0.0
+
+
+def test_row_peak_below_the_mean_is_refused():
+    with pytest.raises(ValueError, match="weights_row_peak=0.2 is below weights=0.3"):
+        Density(weights=0.3, weights_row_peak=0.2)
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(layer=small_layers(), unified=st.booleans(),
        compression=st.sampled_from(list(Compression)))
@@ -196,10 +320,9 @@ def test_the_floor_of_each_strip_is_below_every_legal_mapping_with_it(
     # must never exceed the data energy of a legal mapping with that n and e.
     hw = tiny_hardware(unified=unified)
     units = StackedUnits.of([unit_energies(layer, hw, compression)])
-    q_max, p_max = _rf_bounds(layer, hw)  # the pairs the search bounds over
-    pe_limit = hw.pe_array.num_pes // layer.R
-    p, t = _pairs(layer.M, p_max, pe_limit)
-    q, r = _pairs(layer.C, q_max, pe_limit)
+    # the pairs the search bounds over
+    q, r, p, t, _ = candidate_pairs(layer, hw, Storage.of(compression, Gating.EITHER,
+                                                         CompressionLevels.DRAM))
     if len(p) == 0 or len(q) == 0:
         return
     psum = _energy(channel_terms(layer, q=q, r=r), units, len(q))

@@ -18,7 +18,7 @@ from nnjoules.energy.workload import Precision, Workload
 from nnjoules.report.table import shorten_middle, table_width
 
 HEADERS = ["layer", "kind", "shape", "MACs", "non-skipped", "energy", "%", "DRAM", "GLB",
-           "array", "RF", "MAC", "E/MAC", "mapping m n e p q r t"]
+           "array", "RF", "MAC", "E/MAC", "cycles", "bound", "mapping m n e p q r t"]
 SUFFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 

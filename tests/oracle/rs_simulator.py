@@ -32,6 +32,11 @@ Schedule, per group, outermost first (events in capitals)::
               per ofmap value: R x (sets in the pass) PE psums summed, ARRAY psum read
               for each but the first; then GLB psum read (not the first channel pass),
               GLB psum write (not the last) or DRAM psum write (the last)
+
+`zero_events` also records every chunk a storage level holds at once, value by value:
+each GLB ifmap tile, each PE's weights (p filters x q channels x one filter row) and
+each sliding window of its ifmap rows (q channels x S_eff columns), so that tests can
+check that a compressed chunk never outgrows the room the mapping search reserved.
 """
 
 from __future__ import annotations
@@ -98,7 +103,8 @@ def tiles_of(layer: Layer, mapping: Mapping) -> Tiles:
 class _Tally:
     """Event counters: every ``read``/``write`` moves one value and counts one access."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, record_chunks: bool = False) -> None:
+        self.record_chunks = record_chunks
         self.reads: Counter[tuple[Level, Operand]] = Counter()
         self.writes: Counter[tuple[Level, Operand]] = Counter()
         self.macs = 0
@@ -106,6 +112,13 @@ class _Tally:
         self.pairs: Counter[tuple[bool, bool]] = Counter()
         # Reads of non-zero values: the bits a compressed move carries.
         self.nonzero_reads: Counter[tuple[Level, Operand]] = Counter()
+        # Chunks held at once by a storage level: (level, operand, values in index order).
+        self.chunks: list[tuple[Level, Operand, tuple[int, ...]]] = []
+
+    def hold(self, level: Level, operand: Operand, held: dict[tuple[int, ...], int]) -> None:
+        """Record the values a level holds together (no access is counted)."""
+        if self.record_chunks:
+            self.chunks.append((level, operand, tuple(held[key] for key in sorted(held))))
 
     def read(self, level: Level, operand: Operand, value: int) -> int:
         self.reads[(level, operand)] += 1
@@ -169,19 +182,21 @@ class ZeroEvents:
     pairs: Counter[tuple[bool, bool]]  # MACs by (ifmap non-zero, weight non-zero)
     reads: Counter[tuple[Level, Operand]]  # all reads, zeros included
     nonzero_reads: Counter[tuple[Level, Operand]]
+    chunks: list[tuple[Level, Operand, tuple[int, ...]]]  # what a level holds at once
 
 
 def zero_events(layer: Layer, mapping: Mapping, ifmap: Tensor4,
                 weights: Tensor4) -> ZeroEvents:
     """Run the schedule on real values and count what depends on where the zeros are."""
-    tally = _run(layer, mapping, ifmap, weights)[0]
-    return ZeroEvents(pairs=tally.pairs, reads=tally.reads, nonzero_reads=tally.nonzero_reads)
+    tally = _run(layer, mapping, ifmap, weights, record_chunks=True)[0]
+    return ZeroEvents(pairs=tally.pairs, reads=tally.reads, nonzero_reads=tally.nonzero_reads,
+                      chunks=tally.chunks)
 
 
-def _run(layer: Layer, mapping: Mapping, ifmap: Tensor4,
-         weights: Tensor4) -> tuple[_Tally, Out4]:
+def _run(layer: Layer, mapping: Mapping, ifmap: Tensor4, weights: Tensor4, *,
+         record_chunks: bool = False) -> tuple[_Tally, Out4]:
     tiles = tiles_of(layer, mapping)
-    tally = _Tally()
+    tally = _Tally(record_chunks=record_chunks)
     out: Out4 = [[[[0] * layer.F for _ in range(layer.E)] for _ in range(layer.G * layer.M)]
                  for _ in range(layer.N)]
     for g in range(layer.G):
@@ -215,6 +230,7 @@ def _run_filter_chunk(grp: _Group, tiles: Tiles, images: list[int], strip: list[
         glb_ifmap = {(i, c, h, col): tally.read(DRAM, IFMAPS, grp.x(i, c, h, col))
                      for i in images for c in channels for h in rows
                      for col in range(layer.W)}
+        tally.hold(GLB, IFMAPS, glb_ifmap)
         for filter_pass in chunk:
             ofmap = _run_filter_pass(grp, images, strip, filter_pass, channel_pass,
                                      glb_ifmap, tally)
@@ -269,6 +285,11 @@ def _run_pe(layer: Layer, images: list[int], group: list[int], cset: list[int], 
                   for f in group for c in cset for s in range(layer.S)}
     rf_ifmap = {(i, c, col): tally.read(ARRAY, IFMAPS, noc_ifmap[(i, c, h, col)])
                 for i in images for c in cset for col in range(layer.W)}
+    tally.hold(RF, WEIGHTS, rf_weights)
+    windows = [(i, col) for i in images for col in range(layer.F)] if tally.record_chunks else []
+    for i, col in windows:  # the pad holds one window of S_eff columns per channel at a time
+        tally.hold(RF, IFMAPS, {(c, d): rf_ifmap[(i, c, stride_w * col + d)]
+                                for c in cset for d in range(layer.S_eff)})
     psums = {}
     for i in images:
         for f in group:

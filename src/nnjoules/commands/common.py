@@ -9,7 +9,13 @@ import argparse
 import os
 from pathlib import Path
 
-from nnjoules.commands.options import bits, check_input_size, positive_int, shape
+from nnjoules.commands.options import (
+    bits,
+    check_input_size,
+    dataflow_name,
+    positive_int,
+    shape,
+)
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.workload import Density, Precision, Workload
 from nnjoules.errors import InputError
@@ -17,7 +23,7 @@ from nnjoules.errors import InputError
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
     """``--batch --bits --input-shape --compression --compression-levels --gating --dense
-    --seed``."""
+    --seed --dataflow``."""
     from nnjoules.energy.cost import Compression, CompressionLevels, Gating
 
     parser.add_argument("--batch", type=positive_int, default=None, help="batch size N [1]")
@@ -44,6 +50,12 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="do not measure densities (all operands dense)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of random weights and inputs")
+    parser.add_argument("--dataflow", type=dataflow_name, default="row-stationary",
+                        metavar="NAME",
+                        help="row-stationary, weight-stationary, output-stationary-a, -b, -c "
+                        "or no-local-reuse (ISCA 2016; RS, WS, OS-A, OS-B, OS-C, NLR also "
+                        "accepted); pair with the matching eyeriss-isca2016-* preset for the "
+                        "paper's equal-area storage split [row-stationary]")
 
 
 def load_workload(spec: str, *, batch: int | None, input_shape: tuple[int, ...] | None, seed: int,

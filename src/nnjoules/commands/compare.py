@@ -79,7 +79,7 @@ def _run_compare(args: argparse.Namespace) -> int:
                                                  gating=Gating(args.gating),
                                                  compression_levels=CompressionLevels(
                                                      args.compression_levels),
-                                                 progress=advance))
+                                                 dataflow=args.dataflow, progress=advance))
     result = compare(reports, _labels(reports, hardware_names, len(hardware)))
     if not args.quiet:
         sys.stdout.write(result.to_table())

@@ -2,9 +2,10 @@
 
 Loads the default model (trained by ``nnjoules train``, shipped with the package),
 estimates its energy on the Eyeriss chip, trains the dense reference for as many
-epochs as pruning may fine-tune, runs energy-aware and magnitude pruning under the
-same accuracy budget, prints a comparison table and writes the pruned models and a
-JSON report. ``--quick`` uses 10,000 training images and 6 rounds.
+epochs as pruning may fine-tune, runs energy-aware and magnitude weight pruning and
+energy-aware channel pruning (`METHODS`) under the same accuracy budget, prints a
+comparison table and writes the pruned models and a JSON report. ``--quick`` uses
+10,000 training images and 6 rounds.
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ class Plan:
 FULL = Plan(train_limit=None, val_limit=None, rounds=10, finetune_epochs=0.5)
 QUICK = Plan(train_limit=10_000, val_limit=5_000, rounds=6, finetune_epochs=0.5)
 
+# name in the table, demo.json and the model file -> (method, granularity)
+METHODS = {"energy-aware": ("energy-aware", "weight"), "magnitude": ("magnitude", "weight"),
+           "energy-aware-channel": ("energy-aware", "channel")}
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``demo`` subcommand."""
     p = sub.add_parser("demo", help="energy-aware vs magnitude pruning, one command",
                        description="Prune the shipped LeNet-5 (Fashion-MNIST) with energy-aware "
-                       "and magnitude pruning under the same 1-point accuracy budget and "
-                       "compare accuracy, non-zero weights, non-skipped MACs and energy.")
+                       "and magnitude weight pruning and energy-aware channel pruning under "
+                       "the same 1-point accuracy budget and compare accuracy, non-zero "
+                       "weights, non-skipped MACs and energy.")
     p.add_argument("--quick", action="store_true",
                    help="10,000 training images and 6 rounds (under a minute on 2 cores)")
     p.add_argument("--rounds", type=int, default=None,
@@ -125,23 +131,26 @@ def _run(args: argparse.Namespace) -> int:
         ui.note(f"dense reference: val {100 * ref['accuracy']:.2f}%, budget: val >= "
                 f"{100 * (ref['accuracy'] - base.accuracy_drop):.2f}%")
         out["reference"] = ref
-        for method in ("energy-aware", "magnitude"):
-            ui.label = f"fine-tuning ({method})"
-            results[method] = prune(
+        for label, (method, granularity) in METHODS.items():
+            ui.label = f"fine-tuning ({label})"
+            results[label] = prune(
                 clone(dense), splits.train, splits.val, hardware=args.hardware, method=method,
-                accuracy_drop=base.accuracy_drop, config=base, finetune=ft,
+                accuracy_drop=base.accuracy_drop,
+                config=replace(base, granularity=granularity), finetune=ft,
                 reference_accuracy=ref["accuracy"], test_data=splits.test, device=args.device,
-                on_step=_printer(ui, method, report.total()),
+                on_step=_printer(ui, label, report.total()),
                 progress=ui.batches)
     table = comparison_table(report, dense_acc, ref, results)
     sys.stdout.write(table)
-    for method, result in results.items():
-        path = args.out / f"{DEFAULT_MODEL}-{method}.pt"
+    for label, result in results.items():
+        path = args.out / f"{DEFAULT_MODEL}-{label}.pt"
         result.model.to("cpu")
         save_model(path, result.model, name=DEFAULT_MODEL, num_classes=splits.num_classes,
-                   info={"method": method, "test_accuracy": result.extra["test_accuracy"],
+                   cuts=result.extra.get("cuts"),
+                   info={"method": METHODS[label][0], "granularity": METHODS[label][1],
+                         "test_accuracy": result.extra["test_accuracy"],
                          "energy_reduction": result.energy_reduction()})
-        out[method] = result.to_dict()
+        out[label] = result.to_dict()
     out["seconds"] = round(time.perf_counter() - began, 1)
     out["table"] = table
     from nnjoules.io import write_text_atomic
@@ -180,7 +189,8 @@ def dense_table(report: Any, data: str, batch: int) -> str:
 
 def comparison_table(report: Any, dense_acc: dict[str, float], ref: dict[str, Any],
                      results: dict[str, Any]) -> str:
-    """Dense vs reference vs the two pruned models.
+    """Dense vs reference vs the pruned models (one row per entry of ``results``,
+    which must hold ``"magnitude"``).
 
     ``dense_acc`` and ``ref`` hold ``accuracy`` (validation) and ``test_accuracy`` of the
     shipped model and of the dense reference (``ref["epochs"]`` more epochs, named in its

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                          "(random weights), an .onnx file or package.module:factory.")
     est.add_argument("model", metavar="MODEL")
     est.add_argument("--hardware", default="eyeriss",
-                     help="preset (eyeriss, eyeriss-isca2016) or YAML file [eyeriss]")
+                     help="preset (eyeriss, eyeriss-isca2016, eyeriss-isca2016-ws, ...; in pJ: "
+                     "eyeriss-65nm-pj, eyeriss-45nm-int8, -int16, -int32; systolic-32x32 with "
+                     "--dataflow systolic-ws/-os) or YAML file [eyeriss]")
     add_workload_options(est)
     est.add_argument("--densities", type=Path, default=None,
                      help="JSON file of per-layer density overrides: "
@@ -36,12 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     est.add_argument("--plot", type=Path, default=None, metavar="DIR",
                      help="also write the charts (PNG and SVG) into DIR, created if missing "
                      "[not written]")
+    est.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
+                     help="core clock for latency, throughput and power [the hardware's "
+                     "clock_mhz: 200 for eyeriss]")
     est.add_argument("--quiet", action="store_true", help="no table on stdout")
     est.set_defaults(run=_run_estimate)
 
 
 def _run_estimate(args: argparse.Namespace) -> int:
     from nnjoules.commands.common import check_output_file, check_output_folder
+    from nnjoules.commands.numbers import CLOCK, check_numbers
     from nnjoules.energy.estimate import estimate
     from nnjoules.energy.hardware.loading import load_hardware
     from nnjoules.models import load_model
@@ -50,7 +56,10 @@ def _run_estimate(args: argparse.Namespace) -> int:
     for option, path in (("--json", args.json), ("--csv", args.csv), ("--html", args.html)):
         check_output_file(path, option)
     check_output_folder(args.plot, "--plot")
+    check_numbers(args, CLOCK)
     hardware = load_hardware(args.hardware)  # fail on a bad file before loading the model
+    if args.clock_mhz is not None:
+        hardware = replace(hardware, clock_mhz=args.clock_mhz)
     densities = read_densities(args.densities) if args.densities else None
     loaded = load_model(args.model, seed=args.seed)
     example_inputs = None
@@ -71,7 +80,8 @@ def _run_estimate(args: argparse.Namespace) -> int:
                           compression=args.compression, gating=args.gating,
                           compression_levels=args.compression_levels,
                           densities=densities, measure_density=not args.dense,
-                          name=display_name(args.model), seed=args.seed, progress=advance)
+                          name=display_name(args.model), seed=args.seed,
+                          dataflow=args.dataflow, progress=advance)
     if not args.dense:
         report = replace(report, workload=with_random_inputs_note(report.workload, args.seed))
     if not args.quiet:

@@ -40,6 +40,9 @@ TRAIN: dict[str, Rule] = {
     "epochs": POSITIVE, "lr": POSITIVE, "momentum": BELOW_ONE, "weight_decay": NON_NEGATIVE,
     "batch_size": POSITIVE_INT, **LIMITS}
 
+CLOCK: dict[str, Rule] = {"clock_mhz": (lambda v: math.isfinite(v) and 0 < v <= 1e6,
+                                         "must be a positive number of MHz, at most 1e+06")}
+
 DEMO: dict[str, Rule] = {"rounds": POSITIVE_INT, "accuracy_drop": FRACTION,
                          "energy_batch": POSITIVE_INT}
 

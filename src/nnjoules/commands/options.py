@@ -13,7 +13,8 @@ from typing import Any
 
 from nnjoules.errors import InputError
 
-DENSITY_FIELDS = ("weights", "ifmaps", "ofmaps")
+# weights_row_peak: the densest filter row, which sizes compressed weight tiles (model.md §5)
+DENSITY_FIELDS = ("weights", "ifmaps", "ofmaps", "weights_row_peak")
 
 
 def read_densities(path: Path) -> dict[str, dict[str, float]]:
@@ -25,7 +26,8 @@ def read_densities(path: Path) -> dict[str, dict[str, float]]:
     Raises:
         InputError: the file is missing, a folder, not UTF-8 JSON, has duplicate keys, or
             a value that is not a number in [0, 1] (``true``, ``"0.5"``, ``NaN`` included)
-            under one of the fields weights, ifmaps, ofmaps.
+            under one of the fields weights, ifmaps, ofmaps, weights_row_peak, or a
+            weights_row_peak below the weights given beside it.
     """
     data = _read_json(path)
     shape = '{"layer name": {"weights": 0.5, "ifmaps": 0.3, "ofmaps": 0.4}, ...}'
@@ -46,6 +48,11 @@ def read_densities(path: Path) -> dict[str, dict[str, float]]:
                 raise InputError(f"{path}: layer {layer!r}: {field} must be a number in "
                                  f"[0, 1], got {_json_text(value)}")
             out[layer][field] = float(value)
+        if out[layer].get("weights_row_peak", 1.0) < out[layer].get("weights", 0.0):
+            raise InputError(f"{path}: layer {layer!r}: weights_row_peak "
+                             f"{out[layer]['weights_row_peak']} is below weights "
+                             f"{out[layer]['weights']}: the densest filter row cannot be "
+                             "sparser than the mean")
     return out
 
 
@@ -119,6 +126,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def dataflow_name(text: str) -> str:
+    """A dataflow's registered name, from its name or ISCA 2016 abbreviation."""
+    from nnjoules.energy.dataflows import canonical_name
+
+    try:
+        return canonical_name(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("dataflow: ")) from None
 
 
 def bits(text: str) -> Any:

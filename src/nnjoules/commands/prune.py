@@ -4,8 +4,10 @@
 and options), then ``energy-dense.json``, the dense reference (``reference.pt``; its
 training is checkpointed per epoch in ``reference-training.pt``), the checkpoint
 ``pruner-state.pt`` after every round (atomic), and at the end the pruned model
-``model.pt`` (masks kept; ``+ .json`` sidecar), ``result.json`` and
-``energy-pruned.json``. ``nnjoules prune --resume DIR`` continues a run that was killed
+``model.pt`` (masks kept; ``+ .json`` sidecar), ``result.json``,
+``energy-pruned.json``, and ``model-module.pt`` / ``model-state-dict.pt`` (the pruned
+model for use without nnjoules; ``--export-onnx`` also writes ONNX, see
+`nnjoules.commands.prune_export`). ``nnjoules prune --resume DIR`` continues a run that was killed
 or stopped (``--stop-after N`` rounds, or ``--stop-after reference``) in any phase,
 with the options it was started with, and reaches the same result; options given with
 it must agree with the run's. Progress of every phase goes to stderr.
@@ -60,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_prune_options(p)
     add_data_options(p)
     p.add_argument("--json", type=Path, default=None, help="also write the result JSON here")
+    from nnjoules.commands.prune_export import add_export_option
+
+    add_export_option(p)
     p.add_argument("--permanent", action="store_true",
                    help="write model.pt with the masks folded into the weights (half the "
                    "size; weight pruning keeps weight_orig and weight_mask otherwise)")
@@ -161,6 +166,9 @@ def _run(args: argparse.Namespace) -> int:
 
     check_device(args.device)  # before any data is read or folder made
     check_prune_options(args)
+    from nnjoules.commands.prune_export import check_export_option
+
+    check_export_option(args)
     init_distributed_from_env()
     stop = _stop_after(args.stop_after)
     if args.model is None:  # None as default tells an absent MODEL from a typed one
@@ -174,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
                              f"nnjoules (its options lack {', '.join(missing)}); start a new run")
         _refuse_contradictions(args, opts, folder)
         if (folder / "result.json").is_file() and (folder / "model.pt").is_file():
-            return _finished(folder, opts)
+            return _finished(folder, opts, args.export_onnx)
     else:
         if args.out is None:
             raise InputError("give --out DIR (the run folder) or --resume DIR")
@@ -292,7 +300,8 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     if not is_main_rank():
         return 0
     model.to("cpu")
-    meter.report(result.model).to_json(folder / "energy-pruned.json")
+    pruned_report = meter.report(result.model)
+    pruned_report.to_json(folder / "energy-pruned.json")
     if args.permanent:
         from nnjoules.prune.masks import make_permanent
 
@@ -305,15 +314,23 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
                      "val_accuracy": result.final.accuracy,
                      "energy_reduction": result.energy_reduction(), "run": ident,
                      "masks": "folded in" if args.permanent else "kept"})
-    result.to_json(folder / "result.json")
+    result.to_json(folder / "result.json")  # the run is finished: exports come after
     if args.json is not None:
         result.to_json(args.json)
+    from nnjoules.commands.prune_export import export_run, write_plain_files
+    from nnjoules.prune.export import layer_densities
+
+    write_plain_files(folder, result.model)
+    if args.export_onnx is not None:
+        export_run(args.export_onnx, result.model, layer_densities(pruned_report),
+                   splits.input_shape, opts, folder=folder)
     sys.stdout.write(summary(result, cfg.energy_batch))
     return 0
 
 
-def _finished(folder: Path, opts: dict[str, Any]) -> int:
-    """``--resume`` of a run that already finished: its summary again, nothing redone."""
+def _finished(folder: Path, opts: dict[str, Any], export_onnx: Path | None = None) -> int:
+    """``--resume`` of a run that already finished: its summary again, nothing redone
+    (with ``--export-onnx``: its model exported)."""
     import json
 
     from nnjoules.prune.result import PruneResult
@@ -325,8 +342,24 @@ def _finished(folder: Path, opts: dict[str, Any]) -> int:
                          "start a new run") from None
     print(f"{folder}: this run already finished; nothing to resume (its summary follows)",
           file=sys.stderr)
+    if export_onnx is not None:
+        _export_finished(folder, opts, export_onnx)
     sys.stdout.write(summary(result, int(opts["energy_batch"])))
     return 0
+
+
+def _export_finished(folder: Path, opts: dict[str, Any], path: Path) -> None:
+    """``--resume DIR --export-onnx PATH`` of a finished run: its model.pt exported with
+    the densities in its energy-pruned.json."""
+    from nnjoules.commands.prune_export import densities_of_report_file, export_run
+    from nnjoules.prune.modelio import load_model_file
+
+    _name, model, _info = load_model_file(folder / "model.pt")
+    densities = densities_of_report_file(folder / "energy-pruned.json")
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, tuple):
+        raise InputError(f"{folder / 'model.pt'}: the model does not record its input shape")
+    export_run(path, model, densities, shape, opts, folder=folder)
 
 
 def _meter(splits: Any, cfg: Any, opts: dict[str, Any]) -> Any:
@@ -362,6 +395,7 @@ def summary(result: Any, energy_batch: int | None = None) -> str:
         f"non-skipped MACs  {final.nonskipped_macs:,.0f} (dense {dense.nonskipped_macs:,.0f})",
         f"energy{batch:<12}{final.energy:,.0f} {result.energy_unit} "
         f"(dense {dense.energy:,.0f}): {result.energy_reduction():.2f}x less",
+        *_latency_lines(result.extra.get("cpu_latency")),
         "per layer (non-zero weights of dense, energy):  " + ", ".join(
             f"{'='.join((layer.name, *layer.tied))} "
             f"{_percent(layer.nonzero_weights, dense_layers.get(layer.name, layer.weights))} "
@@ -369,6 +403,14 @@ def summary(result: Any, energy_batch: int | None = None) -> str:
             for layer in final.layers),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _latency_lines(record: dict[str, Any] | None) -> list[str]:
+    if not record or not record.get("dense"):
+        return []
+    from nnjoules.prune.latency import latency_line
+
+    return [f"CPU latency       {latency_line(record)}"]
 
 
 def _percent(part: int, whole: int) -> str:

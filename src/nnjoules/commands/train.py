@@ -23,11 +23,12 @@ log = logging.getLogger("nnjoules")
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``train`` subcommand."""
     p = sub.add_parser("train", help="train a built-in CNN (deterministic)",
-                       description="Train a built-in CNN (lenet5, vgg-small) on Fashion-MNIST "
-                       "or an image folder, deterministically, and write a model file with a "
-                       "JSON sidecar (accuracy, command, SHA-256).")
+                       description="Train a built-in CNN (lenet5, vgg-small, resnet20, "
+                       "mobilenetv2) on Fashion-MNIST or an image folder, deterministically, "
+                       "and write a model file with a JSON sidecar (accuracy, command, "
+                       "SHA-256).")
     p.add_argument("model", nargs="?", default="lenet5", metavar="MODEL",
-                   help="built-in model: lenet5 or vgg-small [lenet5]")
+                   help="built-in model: lenet5, vgg-small, resnet20 or mobilenetv2 [lenet5]")
     p.add_argument("--epochs", type=float, default=10.0, help="epochs [10]")
     p.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine) [0.05]")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum [0.9]")

@@ -1,4 +1,4 @@
-"""Orchestration only: workload -> mapping -> access counts -> energy -> report."""
+"""Orchestration only: workload -> mapping -> access counts -> energy and time -> report."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from nnjoules.energy.cost import (
     Gating,
     energy_of,
     parse_rule,
-    unit_energies,
 )
 from nnjoules.energy.dataflows import DEFAULT_DATAFLOW, get_dataflow
 from nnjoules.energy.dataflows.base import Dataflow, DataflowMapping, lower_to_fc
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.results import LayerEstimate
+from nnjoules.energy.timing import layer_timing
 from nnjoules.energy.workload import Density, Layer, Precision, Workload
-from nnjoules.errors import InputError
+from nnjoules.errors import InputError, MappingError
 from nnjoules.report.energy_report import EnergyReport
 
 ModelLike = Any  # nn.Module | str | Path | Workload (torch is imported only when needed)
@@ -62,7 +62,9 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
         compression_levels: which moves carry compressed weights and ifmaps:
             ``"dram"`` (default), ``"dram,glb"`` or ``"all"`` (DRAM, GLB and array).
         densities: per-layer overrides, by layer name: a `Density` or a dict of
-            its fields (``{"weights": 0.3}``); unnamed fields keep measured values.
+            its fields (``{"weights": 0.3}``); unnamed fields keep measured values,
+            except ``weights_row_peak`` (the densest filter row, which sizes compressed
+            weight tiles), which falls to 1.0 (no bound) when ``weights`` is given alone.
         measure_density: measure weight and activation densities from the model (an
             ONNX graph is run with ONNX Runtime; if it cannot run, activations are taken
             as dense and ``report.workload.notes`` says so).
@@ -128,10 +130,12 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
         mapped = lower_to_fc(layer) if lowered else layer
         assert mapped is not None  # lowered only when lower_to_fc applies
         counts = flow.count_accesses(mapped, mapping)
+        timing = layer_timing(flow.compute_cycles(mapped, mapping, hw), counts, mapped, hw,
+                              compression, compression_levels)
         results.append(LayerEstimate(
             layer=layer, mapping=mapping, counts=counts,
             energy=energy_of(counts, mapped, hw, compression, gating, compression_levels),
-            mapped_as=mapped if lowered else None))
+            timing=timing, mapped_as=mapped if lowered else None))
     return EnergyReport(workload=workload, hardware=hw, compression=compression,
                         layers=tuple(results), gating=gating,
                         compression_levels=compression_levels, dataflow=flow.name)
@@ -143,12 +147,12 @@ def _search_shape(flow: Dataflow, workload: Workload, layer: Layer, hw: Hardware
                   ) -> dict[tuple[object, ...], tuple[DataflowMapping, bool]]:
     """Mappings of ``layer`` and of every later layer of its shape not yet searched.
 
-    Layers of one shape differ only in densities, which only weigh the candidates: a
-    dataflow that can (``best_mappings``) weighs them all in one pass, with the result
-    of searching each alone.
+    Layers of one shape differ only in densities, which mostly only weigh the
+    candidates: a dataflow that can (``best_mappings``) searches them together, with the
+    result of searching each alone.
 
     Raises:
-        MappingError: the shape fits no mapping (the message names ``layer``).
+        MappingError: ``layer`` fits no mapping (the message names it).
     """
     batched = getattr(flow, "best_mappings", None)
     if batched is None:
@@ -159,10 +163,13 @@ def _search_shape(flow: Dataflow, workload: Workload, layer: Layer, hw: Hardware
         key = (other.shape_key, other.density)
         if other.shape_key == layer.shape_key and key not in searched:
             same.setdefault(key, other)
-    units = [unit_energies(other, hw, *rules) for other in same.values()]
-    results = batched(layer, hw, units)
-    return {key: (found.mapping, found.mapped is not layer)
-            for key, found in zip(same, results, strict=True)}
+    try:
+        results = batched(list(same.values()), hw, *rules)
+    except MappingError:  # some layer of the shape fits no mapping: which one comes first
+        found = flow.best_mapping(layer, hw, *rules)
+        return {(layer.shape_key, layer.density): (found.mapping, found.mapped is not layer)}
+    return {key: (found.mapping, found.mapped is not other)
+            for (key, other), found in zip(same.items(), results, strict=True)}
 
 
 def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,
@@ -211,11 +218,17 @@ def _densities(workload: Workload, given: MappingABC[str, Density | MappingABC[s
             continue
         current = known[layer_name].density
         fields = {"weights", "ifmaps", "ofmaps"}
-        unknown = set(value) - fields
+        unknown = set(value) - fields - {"weights_row_peak"}
         if unknown:
             raise InputError(f"densities.{layer_name}: unknown field(s) {sorted(unknown)}; "
-                             f"use {sorted(fields)}")
+                             f"use {sorted(fields | {'weights_row_peak'})}")
         merged = {f: getattr(current, f) for f in fields} | dict(value)
+        # The densest filter row was measured for the old weights: new weights are taken as
+        # unbounded (dense rows, 1.0) unless the override gives their peak too.
+        if "weights" in value:
+            merged.setdefault("weights_row_peak", 1.0)
+        else:
+            merged.setdefault("weights_row_peak", current.weights_row_peak)
         try:
             # Run-length statistics were measured for the old values; drop the changed ones.
             out[layer_name] = Density(**merged, **{

@@ -27,6 +27,7 @@ from nnjoules.energy.cost import Compression, CompressionLevels, EnergyBreakdown
 from nnjoules.energy.counts import AccessCounts
 from nnjoules.energy.dataflows.base import DataflowMapping
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware
+from nnjoules.energy.timing import Bound, LayerTiming, NetworkTiming
 from nnjoules.energy.workload import Layer, Workload
 
 SCHEMA_VERSION = 1
@@ -34,12 +35,13 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class LayerEstimate:
-    """One layer's mapping, access counts and energy."""
+    """One layer's mapping, access counts, energy and cycles."""
 
     layer: Layer
     mapping: DataflowMapping
     counts: AccessCounts
     energy: EnergyBreakdown
+    timing: LayerTiming
     mapped_as: Layer | None = None  # the FC lowering the mapping refers to, if any
 
     @property
@@ -90,6 +92,7 @@ class LayerEstimate:
                                          "writes": self.counts.write(level, op)}
                               for op in OPERANDS}
                 for level in LEVELS},
+            "timing": self.timing.to_dict(),
             "energy": {
                 "total": self.total,
                 "computation": self.energy.computation,
@@ -172,6 +175,24 @@ class NetworkEstimate:
         return sum(item.layer.nonzero_weights for item in self.layers
                    if not item.layer.shares_weights)
 
+    def items(self) -> int | None:
+        """Input items the report is for: the workload's, or every layer's N when equal."""
+        if self.workload.items:
+            return self.workload.items
+        batches = {item.layer.N for item in self.layers}
+        return batches.pop() if len(batches) == 1 else None
+
+    def cycles(self) -> int:
+        """Core cycles of every layer, run one after another."""
+        return sum(item.timing.cycles for item in self.layers)
+
+    def timing(self) -> NetworkTiming:
+        """Latency, throughput and average power at the hardware's clock."""
+        bound = {b.value: sum(item.timing.bound is b for item in self.layers) for b in Bound}
+        return NetworkTiming(cycles=self.cycles(), clock_mhz=self.hardware.clock_mhz,
+                             items=self.items(), energy=self.total(), unit=self.unit,
+                             bound_layers=bound)
+
     def mappings(self) -> dict[str, DataflowMapping]:
         """The chosen mapping of every layer."""
         return {item.name: item.mapping for item in self.layers}
@@ -202,6 +223,7 @@ class NetworkEstimate:
                 "weights": self.weights(),
                 "nonzero_weights": self.nonzero_weights(),
             },
+            "timing": self.timing().to_dict(),
             "layers": [item.to_dict() for item in self.layers],
             "unmodelled_ops": {op.op: op.count for op in self.workload.unmodelled},
             "notes": list(self.workload.notes),

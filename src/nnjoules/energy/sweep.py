@@ -14,6 +14,7 @@ Parameters (``--set NAME=V1,V2,...`` on the command line; defined in
   ``ofmap_bits``: one operand's;
 - ``batch``: batch size N (the network is extracted once per value);
 - ``compression``: DRAM compression, ``none``, ``significance-map`` or ``rlc``;
+- ``dataflow``: the dataflow, by name or ISCA 2016 abbreviation (``RS``, ``WS``, ...);
 - ``dram_energy``, ``glb_energy``, ``array_energy``, ``rf_energy``: energy per access
   (read and write) of that level, ``mac_energy`` per MAC, in the hardware's unit;
 - ``rf_bytes``: unified register file per PE, bytes; ``rf_weights_bytes``,
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating, parse_rule
+from nnjoules.energy.dataflows import DEFAULT_DATAFLOW, canonical_name
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.sweep_engine import CHUNK_POINTS as CHUNK_POINTS
 from nnjoules.energy.sweep_engine import PointOutcome as PointOutcome
@@ -86,7 +88,7 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
           compression: Compression | str = Compression.SIGNIFICANCE_MAP,
           gating: Gating | str = Gating.EITHER,
           compression_levels: CompressionLevels | str = CompressionLevels.DRAM,
-          batch: int = 1, jobs: int = 1,
+          batch: int = 1, jobs: int = 1, dataflow: str = DEFAULT_DATAFLOW,
           progress: Callable[[int, int], None] | None = None) -> Sweep:
     """Estimate ``workload`` at every point of ``grid``.
 
@@ -104,6 +106,8 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
             ``dram,glb``, ``all``).
         batch: the batch size the workload was (or is to be) extracted at.
         jobs: worker processes (1: run here).
+        dataflow: the dataflow where ``dataflow`` is not swept, by name or abbreviation
+            (see `nnjoules.energy.dataflows`).
         progress: called as ``progress(done, total)`` after each point.
 
     Returns:
@@ -111,8 +115,8 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
         the error instead of totals.
 
     Raises:
-        InputError: a bad parameter, value, hardware, or ``batch`` swept over a fixed
-            `Workload`.
+        InputError: a bad parameter, value, hardware or dataflow, or ``batch`` swept over
+            a fixed `Workload`.
     """
     from nnjoules.energy.hardware.loading import load_hardware
     from nnjoules.report.sweep import Sweep, SweepPoint
@@ -120,6 +124,7 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
     if jobs < 1:
         raise InputError(f"jobs must be a positive integer, got {jobs!r}")
     base = load_hardware(hardware)
+    dataflow = canonical_name(dataflow)
     base_compression = _compression_input(compression)
     parsed = {name: parse_values(name, list(values)) for name, values in grid.items()}
     if not parsed:
@@ -140,11 +145,12 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
         if key not in at_precision:
             at_precision[key] = apply_precision(workloads[b], settings)
         tasks.append(PointTask(index, at_precision[key], hw,
-                               settings.get("compression", base_compression), gating, levels))
+                               settings.get("compression", base_compression), gating, levels,
+                               settings.get("dataflow", dataflow)))
     outcomes = run_points(tasks, jobs=jobs, progress=progress)
     name = next(iter(workloads.values())).name
     return Sweep(network=name, base_hardware=base, compression=base_compression,
-                 batch=batch, parameters=tuple(parsed.items()),
+                 batch=batch, dataflow=dataflow, parameters=tuple(parsed.items()),
                  points=tuple(SweepPoint(index=o.index, settings=s, hardware=hw, batch=b,
                                          totals=o.totals, error=o.error)
                               for o, (s, hw, b) in zip(outcomes, points, strict=True)))

@@ -4,20 +4,22 @@ A point's estimate is, per layer: search the mapping, count its accesses, cost t
 Across the points of a sweep most of that repeats:
 
 * the candidate mappings and their access counts depend on the layer's shape and
-  precision and on the hardware's *sizes* (PE array, GLB, RF) alone;
+  precision (and, where weights are kept compressed, its densest filter row: see
+  `legality_key`) and on the hardware's *sizes* (PE array, GLB, RF) alone;
 * the costs (per-access energies from the hardware's costs, the layer's densities and
   bit-widths, and the compression and gating rules) only weigh the candidates.
 
-So the engine groups the (layer, point) pairs of a chunk of points by (shape, sizes),
-and searches each group once, weighing all of the group's distinct costings in one
-vectorised pass (`best_mappings`); points that change only costs never enumerate
+So the engine groups the (layer, point) pairs of a chunk of points by (legality key,
+sizes, storage rule), and searches each group once, weighing all of the group's distinct
+costings in one vectorised pass (`best_mappings`); points that change only costs never enumerate
 candidates again. Access counts are kept per (shape, mapping). Each point is then costed
 with exactly the arithmetic of a separate estimate, so every point's mapping, counts and
 energy equal ``estimate_workload`` at that point (the property test in
 ``tests/test_sweep_engine.py`` checks it). Points stream: memory is bounded by the chunk.
 
-Only the row-stationary dataflow has a batched search; a point where some layer fits no
-mapping is redone point by point, so that its error message is the estimate's own.
+Only the row-stationary dataflow has a batched search: points of other dataflows, and a
+point where some layer fits no mapping (so that its error message is the estimate's
+own), are evaluated point by point.
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ from nnjoules.energy.cost import (
 from nnjoules.energy.counts import AccessCounts
 from nnjoules.energy.dataflows import DEFAULT_DATAFLOW
 from nnjoules.energy.dataflows.base import lower_to_fc
+from nnjoules.energy.dataflows.row_stationary import ROW_STATIONARY
 from nnjoules.energy.dataflows.row_stationary.access import count_accesses
 from nnjoules.energy.dataflows.row_stationary.mapping import Mapping
-from nnjoules.energy.dataflows.row_stationary.search import best_mappings
+from nnjoules.energy.dataflows.row_stationary.search import best_mappings, legality_key
+from nnjoules.energy.footprint import Storage
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.results import LayerEstimate, NetworkEstimate, Totals
+from nnjoules.energy.timing import layer_timing
 from nnjoules.energy.workload import Layer, Workload
 from nnjoules.errors import MappingError
 
@@ -63,6 +68,10 @@ def sizes_of(hw: Hardware) -> SizesKey:
             rf.psums_bytes)
 
 
+def _storage_of(task: PointTask) -> Storage:
+    return Storage.of(task.compression, task.gating, task.compression_levels)
+
+
 def _costs_of(layer: Layer, task: PointTask) -> CostsKey:
     """What `unit_energies` of ``layer`` at ``task``'s point depends on."""
     hw = task.hardware
@@ -81,6 +90,7 @@ class PointTask:
     compression: Compression
     gating: Gating = Gating.EITHER
     compression_levels: CompressionLevels = CompressionLevels.DRAM
+    dataflow: str = DEFAULT_DATAFLOW
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,8 @@ def evaluate_point(task: PointTask) -> PointOutcome:
     try:
         report = estimate_workload(task.workload, task.hardware, compression=task.compression,
                                    gating=task.gating,
-                                   compression_levels=task.compression_levels)
+                                   compression_levels=task.compression_levels,
+                                   dataflow=task.dataflow)
     except MappingError as err:
         return PointOutcome(task.index, None, str(err))
     return PointOutcome(task.index, Totals.of(report), None)
@@ -138,12 +149,17 @@ class SweepEngine:
 
     def estimates(self, tasks: Sequence[PointTask]) -> list[NetworkEstimate | None]:
         """Each task's estimate, equal to ``estimate_workload`` at its point (mappings,
-        counts, energies); None where some layer fits no mapping."""
+        counts, energies, timing); None where some layer fits no mapping, or where the
+        dataflow is not row-stationary (the only one with a batched search here)."""
         found = self._search(tasks)
         out: list[NetworkEstimate | None] = []
         for task in tasks:
-            keys = [(layer.shape_key, sizes_of(task.hardware), self._costs(layer, task))
-                    for layer in task.workload.layers]
+            if task.dataflow != ROW_STATIONARY.name:
+                out.append(None)
+                continue
+            storage = _storage_of(task)
+            keys = [(legality_key(layer, storage), sizes_of(task.hardware), storage,
+                     self._costs(layer, task)) for layer in task.workload.layers]
             items = [found[key] for key in keys]
             out.append(None if None in items else self._cost_point(task, items))
         return out
@@ -157,25 +173,30 @@ class SweepEngine:
 
     def _search(self, tasks: Sequence[PointTask]) -> dict[tuple[object, ...], Found]:
         """Search every (shape, sizes) group once under all its distinct costings."""
-        groups: dict[tuple[object, SizesKey], tuple[Layer, Hardware, dict[CostsKey, None]]] = {}
+        groups: dict[tuple[object, SizesKey, Storage],
+                     tuple[Layer, Hardware, dict[CostsKey, None]]] = {}
         for task in tasks:
-            sizes = sizes_of(task.hardware)
+            if task.dataflow != ROW_STATIONARY.name:
+                continue
+            sizes, storage = sizes_of(task.hardware), _storage_of(task)
             for layer in task.workload.layers:
-                group = groups.setdefault((layer.shape_key, sizes), (layer, task.hardware, {}))
+                group = groups.setdefault((legality_key(layer, storage), sizes, storage),
+                                          (layer, task.hardware, {}))
                 group[2][self._costs(layer, task)] = None
         found: dict[tuple[object, ...], Found] = {}
-        for (shape, sizes), (layer, hw, costs) in groups.items():
-            units = [self._units[key] for key in costs]
+        for key, (layer, hw, costs) in groups.items():
+            units = [self._units[cost] for cost in costs]
             try:
                 step = self._max_costings
-                results = [found for at in range(0, len(units), step)
-                           for found in best_mappings(layer, hw, units[at:at + step])]
+                results = [result for at in range(0, len(units), step)
+                           for result in best_mappings(layer, hw, units[at:at + step],
+                                                       key[2])]
             except MappingError:
-                found.update(((shape, sizes, key), None) for key in costs)
+                found.update(((*key, cost), None) for cost in costs)
                 continue
-            for key, result in zip(costs, results, strict=True):
+            for cost, result in zip(costs, results, strict=True):
                 assert isinstance(result.mapping, Mapping)
-                found[shape, sizes, key] = (result.mapping, result.mapped is not layer)
+                found[(*key, cost)] = (result.mapping, result.mapped is not layer)
         return found
 
     def _cost_point(self, task: PointTask, found: Sequence[Found]) -> NetworkEstimate:
@@ -196,8 +217,12 @@ class SweepEngine:
             if energy is None:
                 energy = self._energies[energy_key] = energy_from_units(
                     counts, mapped, task.hardware, self._units[costs], task.gating)
+            timing = layer_timing(ROW_STATIONARY.compute_cycles(mapped, mapping, task.hardware),
+                                  counts, mapped, task.hardware, task.compression,
+                                  task.compression_levels)
             estimates.append(LayerEstimate(layer=layer, mapping=mapping, counts=counts,
-                                           energy=energy, mapped_as=mapped if lowered else None))
+                                           energy=energy, timing=timing,
+                                           mapped_as=mapped if lowered else None))
         return NetworkEstimate(workload=task.workload, hardware=task.hardware,
                                compression=task.compression, layers=tuple(estimates),
                                gating=task.gating, compression_levels=task.compression_levels,

@@ -132,6 +132,16 @@ def compression_of(value: object) -> Compression:
                          f"got {value!r}") from None
 
 
+def dataflow_of(value: object) -> str:
+    """``value`` as a registered dataflow name; ValueError naming the choices if none."""
+    from nnjoules.energy.dataflows import canonical_name
+
+    try:
+        return canonical_name(str(value))
+    except InputError as err:
+        raise ValueError(str(err).removeprefix("dataflow: ")) from None
+
+
 def _rf_size(field: str) -> HardwareChange:
     def change(hw: Hardware, value: Any) -> Hardware:
         unified = field == "size_bytes"
@@ -167,6 +177,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("ofmap_bits", "bit-width of ofmaps and psums", _bits),
     Parameter("batch", "batch size N", _positive_int),
     Parameter("compression", "DRAM compression of zeros", compression_of, numeric=False),
+    Parameter("dataflow", "dataflow: RS, WS, OS-A, OS-B, OS-C, NLR (or the full names)",
+              dataflow_of, numeric=False),
     Parameter("dram_energy", _HELP_ENERGY.format("DRAM"), _energy,
               change_hardware=lambda hw, v: replace(hw, dram=_cost(hw.dram, v))),
     Parameter("glb_energy", _HELP_ENERGY.format("global buffer"), _energy,

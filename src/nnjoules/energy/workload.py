@@ -69,6 +69,12 @@ class Density:
     coding with 5-bit runs needs for that tensor, measured from real values. It
     depends on where the zeros lie, not only on how many there are; when it is
     ``None`` the cost model assumes independently placed zeros.
+
+    ``weights_row_peak`` bounds the worst chunk of weights a mapping can move: the largest
+    non-zero fraction of any filter row (the ``S`` weights of one filter, channel and
+    kernel row, the unit every row-stationary weight chunk is made of). It is measured
+    from statically known weights; 1.0 (no bound: tiles sized for dense rows) when
+    unknown. It is never below ``weights``, the mean over the same rows.
     """
 
     weights: float = 1.0
@@ -77,10 +83,11 @@ class Density:
     weights_rlc_pairs: float | None = None
     ifmaps_rlc_pairs: float | None = None
     ofmaps_rlc_pairs: float | None = None
+    weights_row_peak: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("weights", "ifmaps", "ofmaps", "weights_rlc_pairs", "ifmaps_rlc_pairs",
-                     "ofmaps_rlc_pairs"):
+                     "ofmaps_rlc_pairs", "weights_row_peak"):
             value = getattr(self, name)
             if value is None and name.endswith("_rlc_pairs"):
                 continue
@@ -88,6 +95,11 @@ class Density:
             if (isinstance(value, bool) or not isinstance(value, numbers.Real)
                     or not 0.0 <= float(value) <= 1.0):
                 raise ValueError(f"Density.{name} must be a number in [0, 1], got {value!r}")
+        # the densest row is at least the mean of the rows (slack for float rounding)
+        if self.weights_row_peak < self.weights - 1e-9:
+            raise ValueError(f"Density.weights_row_peak={self.weights_row_peak!r} is below "
+                             f"weights={self.weights!r}: the densest filter row cannot be "
+                             "sparser than the mean")
 
     def of(self, operand: Operand) -> float:
         """Density of ``operand`` (psums are charged with the ofmap density)."""

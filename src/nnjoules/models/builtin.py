@@ -5,6 +5,9 @@
   FC classes. 61,706 parameters for 10 classes.
 * ``vgg-small``: a VGG-style stack (Simonyan & Zisserman, 2015) of 3x3 convolutions,
   16-16-pool-32-32-pool-64-pool, then FC 128 - FC classes. 110,010 parameters.
+* ``resnet20`` and ``mobilenetv2``: a residual and a depthwise-separable network
+  (`nnjoules.models.residual`, with BatchNorm), for channel pruning across residual
+  additions and depthwise groups.
 
 Layers are named by module path (``features.0``, ``classifier.0``), the names energy
 reports use. The default model, ``lenet5`` trained on Fashion-MNIST by
@@ -30,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from nnjoules.errors import InputError
+from nnjoules.models.residual import MobileNetV2, ResNet20
 
 DEFAULT_MODEL = "lenet5"
 _CHECKPOINTS = {"lenet5": "lenet5-fashion-mnist"}
@@ -77,7 +81,8 @@ class SmallVGG(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {"lenet5": LeNet5, "vgg-small": SmallVGG}
+BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {
+    "lenet5": LeNet5, "vgg-small": SmallVGG, "resnet20": ResNet20, "mobilenetv2": MobileNetV2}
 
 
 def build_model(name: str, *, num_classes: int = 10, in_channels: int = 1,

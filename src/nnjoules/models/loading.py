@@ -92,9 +92,9 @@ def _from_torchvision(name: str, *, seed: int) -> LoadedModel:
 
         close = difflib.get_close_matches(name, [*BUILTIN_MODELS, *names], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ModelLoadError(f"unknown model {name!r}: not a built-in network (lenet5, "
-                             "vgg-small), a torchvision classification model, an .onnx or .pt "
-                             f"path or package.module:factory{hint}")
+        raise ModelLoadError(f"unknown model {name!r}: not a built-in network "
+                             f"({', '.join(BUILTIN_MODELS)}), a torchvision classification "
+                             f"model, an .onnx or .pt path or package.module:factory{hint}")
     torch.manual_seed(seed)
     module = torchvision.models.get_model(name, weights=None, **_TORCHVISION_OPTIONS.get(name, {}))
     return LoadedModel(name=name, model=module.eval(),

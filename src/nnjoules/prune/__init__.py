@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from nnjoules.prune.config import PruneConfig as PruneConfig
     from nnjoules.prune.config import RestoreConfig as RestoreConfig
     from nnjoules.prune.config import TrainConfig as TrainConfig
+    from nnjoules.prune.export import export_onnx as export_onnx
+    from nnjoules.prune.export import layer_densities as layer_densities
+    from nnjoules.prune.export import save_module as save_module
+    from nnjoules.prune.export import save_state_dict as save_state_dict
+    from nnjoules.prune.latency import cpu_latency as cpu_latency
     from nnjoules.prune.loop import Pruner as Pruner
     from nnjoules.prune.masks import load_masked_state as load_masked_state
     from nnjoules.prune.masks import make_permanent as make_permanent
@@ -24,7 +29,8 @@ if TYPE_CHECKING:
 _WHERE = {"prune": "api", "PruneConfig": "config", "RestoreConfig": "config",
           "TrainConfig": "config", "Pruner": "loop", "load_masked_state": "masks",
           "make_permanent": "masks", "LayerRecord": "result", "PruneResult": "result",
-          "StepRecord": "result"}
+          "StepRecord": "result", "export_onnx": "export", "layer_densities": "export",
+          "save_module": "export", "save_state_dict": "export", "cpu_latency": "latency"}
 
 __all__ = sorted(_WHERE)
 

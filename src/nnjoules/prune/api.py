@@ -31,7 +31,8 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
           device: Any = None, on_step: Callable[[StepRecord], Any] | None = None,
           progress: Callable[[int, int], None] | None = None,
           extra_state: dict[str, Any] | None = None,
-          on_phase: Phase | None = None, num_classes: int | None = None) -> PruneResult:
+          on_phase: Phase | None = None, num_classes: int | None = None,
+          measure_latency: bool = True) -> PruneResult:
     """Prune ``model`` (in place) guided by the energy model; the `PruneResult`.
 
     Args:
@@ -65,6 +66,8 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         num_classes: when given, a reference within 2 points of chance (1 /
             ``num_classes``) is reported as a ``"warning"`` phase: every round would pass
             a budget counted from it.
+        measure_latency: time the dense and the pruned model on this CPU (torch, batch
+            1 and 16, `nnjoules.prune.latency`) into ``extra["cpu_latency"]``.
 
     Every file in ``checkpoint_dir`` is tied to this run (`run_identity`): a folder of
     another run, or a non-empty folder that is not a run folder, is refused; a kill in
@@ -112,6 +115,7 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         if warning:
             phase("warning", warning)
     pruner: Pruner | ChannelPruner
+    dense_latency = _latency(model, train_data) if measure_latency and is_main_rank() else None
 
     def run_finetune(m: nn.Module) -> None:
         train(m, train_data, ft, seed=mix_seed(cfg.seed, 5, pruner.round), device=device,
@@ -145,7 +149,19 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         extra["run"] = ident
     if test_data is not None:
         extra["test_accuracy"] = evaluate(result.model, test_data, device=device)
+    if dense_latency is not None:
+        from nnjoules.prune.latency import latency_record
+
+        extra["cpu_latency"] = latency_record(dense_latency, _latency(result.model, train_data))
     return replace(result, extra=extra)
+
+
+def _latency(model: nn.Module, data: Any) -> Any:
+    """`nnjoules.prune.latency.cpu_latency` on items shaped like ``data``'s."""
+    from nnjoules.prune.latency import cpu_latency
+    from nnjoules.prune.loop import _images
+
+    return cpu_latency(model, tuple(_images(data, 1).shape[1:]))
 
 
 def _silent(_phase: str, _text: str) -> None:

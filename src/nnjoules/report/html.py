@@ -12,14 +12,14 @@ import base64
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.cost import GATING_TEXT, LEVELS_TEXT
 from nnjoules.energy.hardware import OPERANDS, AccessCost, Hardware
 from nnjoules.errors import InputError
-from nnjoules.report.table import si
+from nnjoules.report.table import dataflow_text, mapping_header, seconds, si
 
 if TYPE_CHECKING:
     from nnjoules.energy.results import LayerEstimate, NetworkEstimate
@@ -123,6 +123,8 @@ def _columns(total: float) -> tuple[Column, ...]:
         Column("bits", "bits W/I/O", _bits_text, numeric=False),
         Column("mapping", "mapping m n e p q r t", _mapping_text, numeric=False),
         Column("pes", "active PEs", lambda item: item.mapping.active_pes(item.layer)),
+        Column("cycles", "cycles", lambda item: item.timing.cycles, si),
+        Column("bound", "bound", lambda item: item.timing.bound.value, numeric=False),
     )
 
 
@@ -175,7 +177,8 @@ def render_html(report: NetworkEstimate, *, images: str = "png") -> str:
         f'<meta name="generator" content="nnjoules {escape(__version__)}">',
         f"<title>{escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="sub">nnjoules {escape(__version__)} &middot; row-stationary dataflow '
+        f'<p class="sub">nnjoules {escape(__version__)} &middot; {escape(report.dataflow)} '
+        "dataflow "
         f"&middot; energy unit: {escape(_unit_text(report))}</p>",
         _cards(report), _charts(report, images), _layer_table(report),
         _assumptions(report), _hardware_table(report.hardware),
@@ -200,10 +203,26 @@ def _cards(report: NetworkEstimate) -> str:
              ("data movement", f"{moved:.1f}%"), ("DRAM", f"{dram:.1f}%"),
              ("layers", str(len(report.layers))), ("MACs", si(report.macs())),
              ("non-skipped MACs", si(report.nonskipped_macs())),
-             ("weights", si(report.weights())), ("non-zero weights", si(report.nonzero_weights())))
+             ("weights", si(report.weights())), ("non-zero weights", si(report.nonzero_weights())),
+             *_time_cards(report))
     body = "".join(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
                    for k, v in cards)
     return f'<div class="cards">{body}</div>'
+
+
+def _time_cards(report: NetworkEstimate) -> tuple[tuple[str, str], ...]:
+    """Latency, throughput and power at the hardware's clock (mW only in absolute units)."""
+    t = report.timing()
+    cards = [(f"latency per batch at {t.clock_mhz:g} MHz", seconds(t.latency_s))]
+    if t.throughput is not None:
+        cards.append(("inferences/s", f"{t.throughput:.4g}"))
+    if t.power_mw is not None:
+        cards.append(("average power", f"{t.power_mw:.4g} mW"))
+    else:
+        cards.append(("average power", f"{si(t.power)} {report.unit.value}/s"))
+    if t.energy_per_item_mj is not None:
+        cards.append(("energy per inference", f"{t.energy_per_item_mj:.4g} mJ"))
+    return tuple(cards)
 
 
 _CHART_CAPTIONS = {
@@ -242,7 +261,8 @@ def _inline_svg(text: str) -> str:
 
 
 def _layer_table(report: NetworkEstimate) -> str:
-    columns = _columns(report.total())
+    columns = [replace(c, header=mapping_header(report.layers)) if c.key == "mapping" else c
+               for c in _columns(report.total())]
     head = '<th data-key="index" data-type="num" scope="col">#</th>' + "".join(
         f'<th data-key="{c.key}" data-type="{"num" if c.numeric else "text"}" scope="col">'
         f"{escape(c.header)}</th>" for c in columns)
@@ -279,7 +299,7 @@ def _assumptions(report: NetworkEstimate) -> str:
     unmodelled = ", ".join(f"{op.op} x{op.count}" for op in report.workload.unmodelled)
     rows = [
         ("network", report.workload.name),
-        ("dataflow", "row-stationary (Chen, Emer & Sze, ISCA 2016)"),
+        ("dataflow", dataflow_text(report.dataflow)),
         ("DRAM compression", COMPRESSION_TEXT.get(report.compression.value,
                                                   report.compression.value)),
         ("compressed moves", LEVELS_TEXT[report.compression_levels]),
@@ -319,5 +339,8 @@ def _hardware_table(hw: Hardware) -> str:
                           f"{_cost_text(hw.glb.cost, unit)}"),
         ("array (inter-PE)", _cost_text(hw.array, unit)),
         ("register file", f"{rf_size}; " + "; ".join(sorted(rf_costs))),
+        ("clock", f"{hw.clock_mhz:g} MHz"),
+        ("bandwidth", f"DRAM {hw.dram_bits_per_cycle:g}, GLB {hw.glb_bits_per_cycle:g} bits "
+                      "per cycle (reads and writes together)"),
     ]
     return "<h2>Hardware</h2>\n" + _kv_table(rows, "hardware")

@@ -44,6 +44,8 @@ def layer_columns(item: LayerEstimate, network_total: float) -> dict[str, Any]:
             for level in LEVELS for op in OPERANDS}
     out |= {f"map_{k}": v for k, v in item.mapping.as_dict().items()}
     out["active_pes"] = item.mapping.active_pes(layer)
+    timing = item.timing.to_dict()
+    out |= {"cycles": timing.pop("cycles"), "bound": timing.pop("bound")} | timing
     return out
 
 

@@ -6,10 +6,12 @@ hardware's unit; ``energy_per_item`` is the energy divided by the batch size N.
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +19,18 @@ from nnjoules.energy.cost import Compression
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.results import Totals
 from nnjoules.energy.sweep_params import PARAMETERS, format_value
+from nnjoules.report.pareto import pareto_mask
 from nnjoules.report.summary import rows_to_csv, write_text
 from nnjoules.report.table import Column, render_table, si, table_width, wrap
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, SubFigure
 
 SCHEMA_VERSION = 1
+# What the Pareto front trades off, all minimised (latency joins when the model has it).
+OBJECTIVES = ("energy_per_item", "onchip_bytes", "pes")
 MAX_LINES = 8  # more combinations of the other parameters: plot best, median and worst
+PARETO_LABEL = "Pareto front (energy, on-chip bytes, PEs)"
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,34 @@ class SweepPoint:
         """Energy per input item (energy / N), or None for a failed point."""
         return None if self.totals is None else self.totals.energy / self.batch
 
+    @property
+    def pes(self) -> int:
+        """Processing elements of this point's hardware."""
+        return self.hardware.pe_array.num_pes
+
+    @property
+    def onchip_bytes(self) -> int:
+        """On-chip storage, bytes: the global buffer plus every PE's register file."""
+        return onchip_bytes(self.hardware)
+
+    def objectives(self) -> tuple[float, ...] | None:
+        """The values named by `OBJECTIVES` (all minimised), or None for a failed point."""
+        item = self.energy_per_item
+        return None if item is None else (item, self.onchip_bytes, self.pes)
+
+
+def onchip_bytes(hardware: Hardware) -> int:
+    """Bytes of on-chip storage: global buffer + register file per PE x PEs.
+
+    >>> from nnjoules.energy.hardware import eyeriss
+    >>> onchip_bytes(eyeriss())  # 108 kB + (448 + 24 + 48) B x 168 PEs
+    197952
+    """
+    rf = hardware.rf
+    per_pe = rf.size_bytes if rf.size_bytes is not None else \
+        (rf.weights_bytes or 0) + (rf.ifmaps_bytes or 0) + (rf.psums_bytes or 0)
+    return hardware.glb.size_bytes + per_pe * hardware.pe_array.num_pes
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -63,6 +97,7 @@ class Sweep:
     batch: int
     parameters: tuple[tuple[str, tuple[Any, ...]], ...]
     points: tuple[SweepPoint, ...]
+    dataflow: str = "row-stationary"
 
     @property
     def unit(self) -> str:
@@ -83,25 +118,50 @@ class Sweep:
         ok = self.ok_points()
         return min(ok, key=lambda p: p.energy_per_item or 0.0) if ok else None
 
+    @cached_property
+    def pareto_indices(self) -> frozenset[int]:
+        """Grid indices of the points on the Pareto front of `OBJECTIVES`.
+
+        A mapped point is on the front when no other mapped point is at least as good
+        in energy per item, on-chip bytes and PEs and strictly better in one.
+        """
+        ok = [(p.index, p.objectives()) for p in self.points if p.totals is not None]
+        mask = pareto_mask([vector for _, vector in ok if vector is not None])
+        return frozenset(index for (index, _), on in zip(ok, mask, strict=True) if on)
+
+    def pareto(self) -> list[SweepPoint]:
+        """The points on the Pareto front (see `pareto_indices`), in grid order."""
+        return [p for p in self.points if p.index in self.pareto_indices]
+
+    def columns(self) -> list[str]:
+        """The CSV header: the keys of every `row`, in order."""
+        return ["index", *self.names, "network", "hardware", "unit", "compression", "dataflow",
+                "batch", "pes", "onchip_bytes", *_total_columns(), "energy_per_item", "pareto",
+                "error"]
+
+    def row(self, point: SweepPoint, *, pareto: bool | None) -> dict[str, Any]:
+        """The CSV row of ``point``; ``pareto`` None leaves that cell empty (not known yet)."""
+        row: dict[str, Any] = {"index": point.index}
+        row |= {name: format_value(point.settings[name]) for name in self.names}
+        row |= {"network": self.network, "hardware": self.base_hardware.name,
+                "unit": self.unit, "compression": format_value(
+                    point.settings.get("compression", self.compression)),
+                "dataflow": point.settings.get("dataflow", self.dataflow),
+                "batch": point.batch, "pes": point.pes, "onchip_bytes": point.onchip_bytes}
+        row |= point.totals.columns() if point.totals is not None else \
+            dict.fromkeys(_total_columns())
+        row |= {"energy_per_item": point.energy_per_item,
+                "pareto": None if point.totals is None else pareto, "error": point.error}
+        return row
+
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per point (CSV form); totals are empty for a failed point."""
-        blank = dict.fromkeys(_total_columns())
-        out = []
-        for point in self.points:
-            row: dict[str, Any] = {"index": point.index}
-            row |= {name: format_value(point.settings[name]) for name in self.names}
-            row |= {"network": self.network, "hardware": self.base_hardware.name,
-                    "unit": self.unit, "compression": format_value(
-                        point.settings.get("compression", self.compression)),
-                    "batch": point.batch}
-            row |= point.totals.columns() if point.totals is not None else blank
-            row |= {"energy_per_item": point.energy_per_item, "error": point.error}
-            out.append(row)
-        return out
+        front = self.pareto_indices
+        return [self.row(point, pareto=point.index in front) for point in self.points]
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """CSV text, one row per grid point."""
-        text = rows_to_csv(self.rows())
+        text = rows_to_csv(self.rows(), self.columns())
         if path is not None:
             write_text(path, text)
         return text
@@ -114,7 +174,7 @@ class Sweep:
         return {"schema_version": SCHEMA_VERSION, "kind": "sweep",
                 "nnjoules_version": __version__, "network": self.network, "unit": self.unit,
                 "compression": self.compression.value, "batch": self.batch,
-                "hardware": hardware_to_dict(self.base_hardware),
+                "dataflow": self.dataflow, "hardware": hardware_to_dict(self.base_hardware),
                 "parameters": {name: [format_value(v) for v in values]
                                for name, values in self.parameters},
                 "points": self.rows()}
@@ -137,14 +197,16 @@ class Sweep:
         lowest = best.energy_per_item if best is not None else None
         per_item = "batch" in self.names or self.batch != 1
         cells: dict[str, list[str]] = {k: [] for k in ("#", *self.names, "energy", "per item",
-                                                       "x best", "E/MAC", "DRAM %")}
+                                                       "x best", "Pareto", "E/MAC",
+                                                       "DRAM %")}
+        front = self.pareto_indices
         for point in self.points:
             cells["#"].append(str(point.index))
             for name in self.names:
                 cells[name].append(format_value(point.settings[name]))
             if point.totals is None:
                 for key, text in (("energy", "no mapping"), ("per item", ""), ("x best", ""),
-                                  ("E/MAC", ""), ("DRAM %", "")):
+                                  ("Pareto", ""), ("E/MAC", ""), ("DRAM %", "")):
                     cells[key].append(text)
                 continue
             item = point.energy_per_item or 0.0
@@ -152,15 +214,18 @@ class Sweep:
             cells["energy"].append(si(point.totals.energy))
             cells["per item"].append(si(item))
             cells["x best"].append(f"{ratio:.2f}{' *' if point is best else ''}")
+            cells["Pareto"].append("yes" if point.index in front else "")
             cells["E/MAC"].append(f"{point.totals.energy_per_mac:.2f}")
             cells["DRAM %"].append(_percent(point.totals.by_level["dram"],
                                             point.totals.energy))
-        priorities = {"energy": 0, "per item": 1, "x best": 1, "E/MAC": 3, "DRAM %": 4}
+        priorities = {"energy": 0, "per item": 1, "x best": 1, "Pareto": 2, "E/MAC": 3,
+                      "DRAM %": 4}
         columns = [Column(key, tuple(texts), priorities.get(key, 0), left=key in self.names)
                    for key, texts in cells.items() if key != "per item" or per_item]
         size = table_width(width)
         count = len(self.points)
-        title = (f"{self.network} on {self.base_hardware.name}: sweep of {count} "
+        flow = "" if self.dataflow == "row-stationary" else f" ({self.dataflow})"
+        title = (f"{self.network} on {self.base_hardware.name}{flow}: sweep of {count} "
                  f"point{'s' if count != 1 else ''} (energy unit: {self.unit})")
         lines = render_table(title, columns, size)
         for point in self.points:
@@ -169,8 +234,19 @@ class Sweep:
         return "\n".join(lines) + "\n"
 
     def plot(self) -> Figure:
-        """Energy per item against each parameter, one panel per parameter."""
-        return plot_sweep(self)
+        """Energy per item against each parameter, one panel per parameter; points on
+        the Pareto front ringed (see `plot_sweeps`)."""
+        return plot_sweeps([self])
+
+
+def sweeps_to_json(sweeps: Sequence[Sweep]) -> str:
+    """The JSON of a sweep of several networks: ``{"kind": "sweeps", "sweeps": [...]}``,
+    each entry a single sweep's JSON object (`Sweep.to_dict`)."""
+    from nnjoules.version import __version__
+
+    return json.dumps({"schema_version": SCHEMA_VERSION, "kind": "sweeps",
+                       "nnjoules_version": __version__,
+                       "sweeps": [s.to_dict() for s in sweeps]}, indent=2)
 
 
 def _percent(part: float, whole: float) -> str:
@@ -186,27 +262,53 @@ def _total_columns() -> list[str]:
 
 
 def plot_sweep(result: Sweep) -> Figure:
-    """One panel per parameter: energy per item against its values.
+    """The plot of one sweep (see `plot_sweeps`)."""
+    return plot_sweeps([result])
+
+
+def plot_sweeps(results: Sequence[Sweep]) -> Figure:
+    """Energy per item against each parameter: one panel per parameter (up to 3 a row for
+    one sweep; one row per network for several).
 
     Each line holds the other parameters fixed; with more than `MAX_LINES` such
     combinations a panel shows the best, median and worst over them instead. Points
-    where no mapping fits are left out (gaps in the lines).
+    where no mapping fits are left out (gaps in the lines). Points on the Pareto front
+    (`Sweep.pareto`) are ringed in red on every panel.
     """
-    from nnjoules.report.plots import SI_FORMATTER, energy_label, new_figure
+    from nnjoules.report.plots import new_figure
 
-    count = len(result.parameters)
-    columns = min(count, 3)
-    rows = -(-count // columns)
-    fig = new_figure(5.2 * columns + 1.5, 4.0 * rows)
+    count = len(results[0].parameters)
+    if len(results) == 1:
+        columns = min(count, 3)
+        rows = -(-count // columns)
+        fig = new_figure(5.2 * columns + 1.5, 4.0 * rows)
+        _draw(fig, results[0], rows, columns)
+        return fig
+    fig = new_figure(5.2 * count + 1.5, 4.4 * len(results))
+    for sub, result in zip(fig.subfigures(len(results), 1, squeeze=False)[:, 0], results,
+                           strict=True):
+        _draw(sub, result, 1, count)
+    return fig
+
+
+def _draw(target: Figure | SubFigure, result: Sweep, rows: int, columns: int) -> None:
+    from nnjoules.report.plots import SI_FORMATTER, energy_label
+
     by_settings = {tuple(p.settings[n] for n in result.names): p for p in result.points}
+    front = result.pareto()
     for index, (name, values) in enumerate(result.parameters):
-        ax = fig.add_subplot(rows, columns, index + 1)
+        ax = target.add_subplot(rows, columns, index + 1)
         others = [(n, v) for n, v in result.parameters if n != name]
         lines = _lines(result.names, name, values, others, by_settings)
         numeric = PARAMETERS[name].numeric
         xs = list(values) if numeric else list(range(len(values)))
         for label, ys in lines:
             ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
+        position = dict(zip(values, xs, strict=True))
+        if front:  # a scatter, not a line: the panel's lines stay the energies above
+            ax.scatter([position[p.settings[name]] for p in front],
+                       [p.energy_per_item or 0.0 for p in front], s=110, facecolors="none",
+                       edgecolors="#c44e52", linewidths=1.5, zorder=3, label=PARETO_LABEL)
         if numeric and min(xs) > 0 and max(xs) / min(xs) >= 8:
             ax.set_xscale("log", base=2)
             ax.minorticks_off()
@@ -216,19 +318,15 @@ def plot_sweep(result: Sweep) -> Figure:
                       .replace("energy ", "energy per item\n", 1), fontsize="small")
         ax.yaxis.set_major_formatter(SI_FORMATTER)
         ax.grid(alpha=0.3)
-        if len(lines) > 1:
-            ax.legend(fontsize="x-small")
-    fig.suptitle(f"{result.network} on {result.base_hardware.name}: what-if sweep "
-                 f"({len(result.points)} points)")
-    return fig
+        ax.legend(fontsize="x-small")
+    target.suptitle(f"{result.network} on {result.base_hardware.name}: what-if sweep "
+                    f"({len(result.points)} points, {len(front)} on the Pareto front)")
 
 
 def _lines(names: tuple[str, ...], name: str, values: tuple[Any, ...],
            others: list[tuple[str, tuple[Any, ...]]],
            by_settings: Mapping[tuple[Any, ...], SweepPoint],
            ) -> list[tuple[str, list[float | None]]]:
-    import itertools
-
     def at(value: Any, fixed: Mapping[str, Any]) -> float | None:
         key = tuple(value if n == name else fixed[n] for n in names)
         return by_settings[key].energy_per_item

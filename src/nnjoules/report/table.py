@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nnjoules.energy.results import NetworkEstimate
+    from nnjoules.energy.results import LayerEstimate, NetworkEstimate
     from nnjoules.energy.workload import Layer
 
 DEFAULT_WIDTH = 100  # characters, when stdout is not a terminal and $COLUMNS is unset
@@ -200,9 +200,25 @@ def report_columns(report: NetworkEstimate) -> list[Column]:
                                         ("array", "array", 12), ("RF", "rf", 10),
                                         ("MAC", "mac", 13))),
         col("E/MAC", [_per_mac(i.total, i.layer.macs) for i in items], 5),
-        col("mapping m n e p q r t", [" ".join(str(getattr(i.mapping, k)) for k in "mnepqrt")
-                                      for i in items], 14, left=True),
+        col("cycles", [si(i.timing.cycles) for i in items], 6),
+        col("bound", [i.timing.bound.value for i in items], 6, left=True),
+        col(mapping_header(items), [" ".join(str(v) for v in i.mapping.as_dict().values())
+                                    for i in items], 14, left=True),
     ]
+
+
+def mapping_header(items: Sequence[LayerEstimate]) -> str:
+    """``"mapping "`` and the dataflow's mapping variables (RS: ``m n e p q r t``)."""
+    names = items[0].mapping.as_dict() if items else {}
+    return " ".join(["mapping", *names])
+
+
+def dataflow_text(name: str) -> str:
+    """The dataflow's name, its ISCA 2016 abbreviation and source where it has one."""
+    from nnjoules.energy.dataflows import ABBREVIATIONS
+
+    abbr = ABBREVIATIONS.get(name)
+    return f"{name} ({abbr}; Chen, Emer & Sze, ISCA 2016)" if abbr else name
 
 
 def footer(report: NetworkEstimate, width: int) -> list[str]:
@@ -226,9 +242,12 @@ def footer(report: NetworkEstimate, width: int) -> list[str]:
                        f"{si(operands['computation'])}"),
         ("weights", f"{si(report.weights())} ({si(report.nonzero_weights())} non-zero)"),
         ("bits", bits_text(report)),
+        ("time", time_text(report)),
+        ("power", power_text(report)),
         ("assumptions", f"DRAM compression: {report.compression.value} (compressed moves: "
                         f"{report.compression_levels.value}); MACs skipped on zero "
-                        f"{_GATING[report.gating.value]}; dataflow: row-stationary"),
+                        f"{_GATING[report.gating.value]}; dataflow: "
+                        f"{dataflow_text(report.dataflow)}"),
     ]
     if report.workload.unmodelled:
         lines.append(("not modelled", "no energy counted for " + ", ".join(
@@ -239,10 +258,41 @@ def footer(report: NetworkEstimate, width: int) -> list[str]:
 
 def _items(report: NetworkEstimate) -> int | None:
     """The input items the report is for: the workload's, or every layer's N when equal."""
-    if report.workload.items:
-        return report.workload.items
-    batches = {item.layer.N for item in report.layers}
-    return batches.pop() if len(batches) == 1 else None
+    return report.items()
+
+
+def seconds(value: float) -> str:
+    """A duration with a readable unit.
+
+    >>> seconds(0.1098), seconds(2.5e-5), seconds(3.0)
+    ('109.8 ms', '25 us', '3 s')
+    """
+    for factor, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if value >= factor:
+            return f"{value / factor:.4g} {suffix}"
+    return f"{value / 1e-9:.4g} ns"
+
+
+def time_text(report: NetworkEstimate) -> str:
+    """Latency per batch, throughput and the layers' bounds, at the hardware's clock."""
+    t = report.timing()
+    rate = f"; {t.throughput:.4g} inferences/s" if t.throughput is not None else ""
+    bound = ", ".join(f"{n} {b}" for b, n in t.bound_layers.items() if n)
+    return (f"{si(t.cycles)} cycles = {seconds(t.latency_s)} per batch at "
+            f"{t.clock_mhz:g} MHz{rate}; layers bound by {bound} (compute: the PE array; "
+            "dram, glb: that level's bandwidth)")
+
+
+def power_text(report: NetworkEstimate) -> str:
+    """Average power (energy / latency) and energy per item, in absolute units when known."""
+    t = report.timing()
+    if t.power_mw is not None:
+        per_item = (f"; {t.energy_per_item_mj:.4g} mJ per inference"
+                    if t.energy_per_item_mj is not None else "")
+        return f"{t.power_mw:.4g} mW average (energy / latency){per_item}"
+    return (f"{si(t.power)} {report.unit.value} units per second average (energy / "
+            "latency); no absolute energy scale for this hardware: use a pJ preset such "
+            "as eyeriss-65nm-pj for mW")
 
 
 def batch_text(report: NetworkEstimate) -> str:

@@ -1,8 +1,9 @@
 """What a dataflow plug-in provides, and the lowering every dataflow shares.
 
 A dataflow is one object (see `Dataflow`) that knows its mapping variables, searches
-its legal mappings of a layer on a hardware for the one of least energy, and counts the
-accesses a mapping makes, per level and operand (`nnjoules.energy.counts.AccessCounts`).
+its legal mappings of a layer on a hardware for the one of least energy, counts the
+accesses a mapping makes, per level and operand (`nnjoules.energy.counts.AccessCounts`),
+and counts the cycles the PE array needs for it (`Dataflow.compute_cycles`).
 Costing (:mod:`nnjoules.energy.cost`) and reporting are shared by all dataflows.
 Adding a dataflow is adding one module under ``nnjoules/energy/dataflows/`` that
 provides such an object, registering it in `nnjoules.energy.dataflows.DATAFLOWS`, and
@@ -71,6 +72,15 @@ class Dataflow(Protocol):
         """Exact reads and writes per level and operand of ``layer`` under ``mapping``."""
         ...
 
+    def compute_cycles(self, layer: Layer, mapping: DataflowMapping, hw: Hardware) -> int:
+        """Cycles of ``layer`` under ``mapping`` if only the PE array limited it.
+
+        Passes times the cycles of one pass (set by the mapping's PE utilisation), plus
+        each pass's fill and drain; never less than ``layer.macs / mapping.active_pes``.
+        Bandwidth limits are applied on top of this by :mod:`nnjoules.energy.timing`.
+        """
+        ...
+
 
 def lower_to_fc(layer: Layer) -> Layer | None:
     """The FC layer that computes a non-overlapping convolution; None if windows overlap.
@@ -88,6 +98,10 @@ def lower_to_fc(layer: Layer) -> Layer | None:
     if layer.dilation != (1, 1) or layer.stride[0] < layer.R or layer.stride[1] < layer.S \
             or (layer.R, layer.S) == (1, 1):
         return None
+    # A filter row of the FC layer is one weight: the peak over S-wide rows bounds nothing
+    # there (any non-zero weight is a dense row).
+    peak = 1.0 if layer.density.weights > 0 else 0.0
     return replace(layer, kind=LayerKind.FC, N=layer.N * layer.E * layer.F,
                    C=layer.C * layer.R * layer.S, H=1, W=1, R=1, S=1, E=1, F=1,
-                   stride=(1, 1), padding=(0, 0, 0, 0))
+                   stride=(1, 1), padding=(0, 0, 0, 0),
+                   density=replace(layer.density, weights_row_peak=peak))

@@ -56,7 +56,7 @@ from nnjoules.energy.extract.onnx_shapes import (
     dims_text,
     fix_input_shapes,
 )
-from nnjoules.energy.extract.sparsity import finite_tensor_stats
+from nnjoules.energy.extract.sparsity import finite_tensor_stats, row_peak_density
 from nnjoules.energy.workload import Density, Layer, LayerKind, UnmodelledOp, Workload
 from nnjoules.errors import ModelLoadError, NNJoulesError
 
@@ -371,7 +371,7 @@ def _walk(graph: onnx.GraphProto, g: _Graph) -> _Found:
 
 def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.TensorProto],
             path: Path) -> tuple[Layer, ...]:
-    cache: dict[str, tuple[float, float]] = {}
+    cache: dict[tuple[str, int], Density] = {}  # (initializer, row length) -> its density
     first_use: dict[str, str] = {}  # initializer -> the first layer using it (tied weights)
     layers = []
     for name, op_type, p in found.products:
@@ -379,12 +379,14 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
         source = sources.get(p.weights or "")
         holder = first_use.setdefault(source, name) if source is not None else name
         if source is not None and not _is_external(tensors[source]):
-            if source not in cache:
-                cache[source] = finite_tensor_stats(
-                    numpy_helper.to_array(tensors[source]),
+            # Through a layout node (Transpose, Reshape) the last axis may not be the kernel
+            # row: only 1-wide rows are measured there (row length 0: no bound).
+            row = p.S if p.S == 1 or p.weights == source else 0
+            if (source, row) not in cache:
+                cache[source, row] = _weight_density(
+                    numpy_helper.to_array(tensors[source]), row,
                     what=f"{path}: node {name!r}: weights {source!r}")
-            weights, pairs = cache[source]
-            density = Density(weights=weights, weights_rlc_pairs=pairs)
+            density = cache[source, row]
         try:
             layers.append(Layer(name, p.kind, N=p.N, M=p.M, C=p.C, G=p.G, H=p.H, W=p.W,
                                 R=p.R, S=p.S, E=p.E, F=p.F, stride=p.stride,
@@ -395,6 +397,13 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
                                  f"layer: {exc}") from exc
     return tuple(layers)
 
+
+def _weight_density(values: np.ndarray, row_len: int, *, what: str) -> Density:
+    """Density, RLC pairs and densest filter row (``row_len`` wide; 0: unknown, no bound) of
+    an initializer: statically known weights."""
+    weights, pairs = finite_tensor_stats(values, what=what)
+    peak = row_peak_density(values, row_len) if row_len else 1.0
+    return Density(weights=weights, weights_rlc_pairs=pairs, weights_row_peak=peak)
 
 
 def _run_for_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto],

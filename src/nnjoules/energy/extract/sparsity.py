@@ -28,7 +28,7 @@ from nnjoules.energy.cost import expected_rlc_pairs
 from nnjoules.errors import InputError
 
 __all__ = ["density", "expected_rlc_pairs_per_value", "finite_tensor_stats", "require_finite",
-           "rlc_pairs_per_value", "tensor_stats"]
+           "rlc_pairs_per_value", "row_peak_density", "tensor_stats"]
 
 # Values examined at a time by the run-length counter: bounds its scratch memory
 # (an index array of int64) on large FC weights such as VGG-16's 102 M-value fc6.
@@ -90,6 +90,38 @@ def tensor_stats(values: Tensor | np.ndarray, run_bits: int = 5) -> tuple[float,
         carry = mask.shape[0] - 1 - int(idx[-1])
     pairs = nonzero + extra + math.ceil(carry / max_zeros)
     return nonzero / numel, pairs / numel
+
+
+def row_peak_density(weights: Tensor | np.ndarray, row_len: int) -> float:
+    """Largest non-zero fraction of any filter row: ``row_len`` consecutive values along the
+    last (kernel width) axis of ``weights``, in logical order.
+
+    Every weight chunk a row-stationary mapping moves is made of whole filter rows, so
+    no chunk is denser than this (`nnjoules.energy.footprint`). When the last axis is not
+    ``row_len`` long (a layout this rule does not know), the answer is 1.0: no bound.
+
+    >>> row_peak_density(torch.tensor([[[[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]]]]), 3)
+    0.3333333333333333
+    >>> row_peak_density(np.zeros((4, 2)), 1), row_peak_density(np.eye(3), 2)
+    (0.0, 1.0)
+    """
+    if isinstance(weights, Tensor):
+        with _disable_current_modes():  # not the model's own operators under a capture
+            t = weights.detach()
+            values = (t != 0).cpu().numpy()
+    else:
+        values = np.asarray(weights) != 0
+    if values.size == 0:
+        return 1.0
+    if row_len == 1:
+        return 1.0 if values.any() else 0.0
+    if values.ndim == 0 or values.shape[-1] != row_len:
+        return 1.0
+    rows = values.reshape(-1, row_len)
+    step = max(1, _CHUNK // row_len)  # bounds the per-row count array
+    peak = max(int(np.count_nonzero(rows[start:start + step], axis=1).max())
+               for start in range(0, rows.shape[0], step))
+    return peak / row_len
 
 
 def finite_tensor_stats(values: Tensor | np.ndarray, *, what: str,

@@ -59,7 +59,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from nnjoules.energy.extract.product import has_zero_dim
 from nnjoules.energy.extract.shared import mark_shared_weights
-from nnjoules.energy.extract.sparsity import finite_tensor_stats
+from nnjoules.energy.extract.sparsity import finite_tensor_stats, row_peak_density
 from nnjoules.energy.extract.torch_ops import (
     FREE_OPS,
     FUSED_OPS,
@@ -152,6 +152,7 @@ class _Capture(TorchDispatchMode):
         self.activations = _TensorSet()
         self.layers: list[Layer] = []
         self.stats: list[dict[str, _Stats]] = []  # per layer: operand -> stats
+        self.row_peaks: list[float] = []  # per layer: Density.weights_row_peak
         self.unmodelled: Counter[str] = Counter()
         self.empty: list[str] = []  # products that ran on empty tensors
         self.fault: BaseException | None = None  # an error of ours, not of the model
@@ -295,6 +296,18 @@ class _Capture(TorchDispatchMode):
                 self._chains.add(p.ofmap, chain)
                 self._open[chain.layer_index] = chain
         self.stats.append(stats)
+        self.row_peaks.append(self._row_peak(p.weights, p.S) if self._measure else 1.0)
+
+    def _row_peak(self, weights: Tensor | None, row_len: int) -> float:
+        """`row_peak_density` of statically known weights; 1.0 (no bound) for activations,
+        whose zeros the next inputs may move."""
+        if weights is None or self.is_act(weights):
+            return 1.0
+        self._measuring = True  # the operators measuring it are not the model's
+        try:
+            return row_peak_density(weights, row_len)
+        finally:
+            self._measuring = False
 
     def _stats(self, t: Tensor | None, what: str) -> _Stats:
         """Density and RLC pairs per value of ``t``, cached while ``t`` is unchanged.
@@ -320,8 +333,8 @@ class _Capture(TorchDispatchMode):
         layers = tuple(replace(layer, density=Density(
             weights=s["weights"][0], ifmaps=s["ifmaps"][0], ofmaps=s["ofmaps"][0],
             weights_rlc_pairs=s["weights"][1], ifmaps_rlc_pairs=s["ifmaps"][1],
-            ofmaps_rlc_pairs=s["ofmaps"][1])) for layer, s in zip(self.layers, self.stats,
-                                                                   strict=True))
+            ofmaps_rlc_pairs=s["ofmaps"][1], weights_row_peak=peak))
+            for layer, s, peak in zip(self.layers, self.stats, self.row_peaks, strict=True))
         unmodelled = tuple(UnmodelledOp(op, n) for op, n in sorted(self.unmodelled.items()))
         if not layers:
             empty = f"; on empty tensors only: {self.empty}" if self.empty else ""

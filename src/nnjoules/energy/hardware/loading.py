@@ -28,12 +28,17 @@ from typing import Any
 
 import yaml
 
+from nnjoules.energy.hardware.catalog import PRESETS
 from nnjoules.energy.hardware.spec import (
+    EYERISS_CLOCK_MHZ,
+    EYERISS_DRAM_BITS_PER_CYCLE,
+    EYERISS_GLB_BITS_PER_CYCLE,
     MAX_BITS,
+    MAX_BITS_PER_CYCLE,
+    MAX_CLOCK_MHZ,
     MAX_ENERGY,
     MAX_PES,
     MAX_SIZE_BYTES,
-    PRESETS,
     AccessCost,
     EnergyUnit,
     GlobalBuffer,
@@ -47,9 +52,10 @@ __all__ = ["dump_hardware", "hardware_from_dict", "hardware_to_dict", "load_hard
 
 BYTES_PER_KB = 1024  # "108 kB" in the Eyeriss papers is 108 x 1024 bytes
 
-_TOP_KEYS = ("name", "unit", "word_bits", "pe_array", "mac_energy", "dram", "global_buffer",
-             "array", "register_file")
+_TOP_KEYS = ("name", "unit", "word_bits", "pe_array", "mac_energy", "clock_mhz", "dram",
+             "global_buffer", "array", "register_file")
 _COST_KEYS = ("read_energy", "write_energy", "access_bits")
+_BANDWIDTH = "bandwidth_bits_per_cycle"
 _SIZE_KEYS = ("size_bytes", "size_kb")
 _PADS = ("weights", "ifmaps", "psums")
 _UNITS = {"normalized": EnergyUnit.NORMALIZED, "normalised": EnergyUnit.NORMALIZED,
@@ -109,13 +115,20 @@ def hardware_from_dict(data: Mapping[str, Any], *, source: str) -> Hardware:
     name, unit = ctx.name(top), ctx.unit(top)
     pe_array = ctx.pe_array(ctx.required(top, "", "pe_array"))
     mac = ctx.energy(top, "", "mac_energy")
-    dram = ctx.cost(ctx.level(top, "dram", _COST_KEYS), "dram", word_bits)
+    clock = ctx.rate(top, "", "clock_mhz", EYERISS_CLOCK_MHZ, MAX_CLOCK_MHZ)
+    dram_fields = ctx.level(top, "dram", (*_COST_KEYS, _BANDWIDTH))
+    dram = ctx.cost(dram_fields, "dram", word_bits)
+    dram_bw = ctx.rate(dram_fields, "dram", _BANDWIDTH, EYERISS_DRAM_BITS_PER_CYCLE,
+                       MAX_BITS_PER_CYCLE)
     glb = _global_buffer(ctx, top, word_bits)
+    glb_bw = ctx.rate(top["global_buffer"], "global_buffer", _BANDWIDTH,
+                      EYERISS_GLB_BITS_PER_CYCLE, MAX_BITS_PER_CYCLE)
     array = _array(ctx, top, word_bits)
     rf = _register_file(ctx, top, word_bits)
     try:  # every field was checked above; this only guards rules added to Hardware later
         return Hardware(name=name, unit=unit, word_bits=word_bits, pe_array=pe_array,
-                        mac=mac, dram=dram, glb=glb, array=array, rf=rf)
+                        mac=mac, dram=dram, glb=glb, array=array, rf=rf, clock_mhz=clock,
+                        dram_bits_per_cycle=dram_bw, glb_bits_per_cycle=glb_bw)
     except ValueError as exc:
         raise HardwareFileError(f"{source}: {exc}") from exc
 
@@ -138,8 +151,10 @@ def hardware_to_dict(hw: Hardware) -> dict[str, Any]:
         "word_bits": hw.word_bits,
         "pe_array": {"rows": hw.pe_array.rows, "cols": hw.pe_array.cols},
         "mac_energy": hw.mac,
-        "dram": _cost_dict(hw.dram),
-        "global_buffer": {"size_bytes": hw.glb.size_bytes, **_cost_dict(hw.glb.cost)},
+        "clock_mhz": hw.clock_mhz,
+        "dram": {**_cost_dict(hw.dram), _BANDWIDTH: hw.dram_bits_per_cycle},
+        "global_buffer": {"size_bytes": hw.glb.size_bytes, **_cost_dict(hw.glb.cost),
+                          _BANDWIDTH: hw.glb_bits_per_cycle},
         "array": {"transfer_energy": hw.array.read, "access_bits": hw.array.access_bits},
         "register_file": _rf_dict(hw.rf),
     }
@@ -316,6 +331,22 @@ class _Ctx:
                              f"(larger totals would overflow), got {value!r}")
         return float(value)
 
+    def rate(self, m: Mapping[str, Any], path: str, key: str, default: float,
+             maximum: float) -> float:
+        """A positive, finite number up to ``maximum`` (a clock or a bandwidth); ``default``
+        if absent."""
+        value = m.get(key)
+        if value is None:
+            if key in m:
+                raise self.error(_join(path, key), "must be a positive number, got null "
+                                 f"(leave it out for the default {default:g})")
+            return default
+        if not _is_number(value) or not math.isfinite(value) or value <= 0:
+            raise self.error(_join(path, key), f"must be a positive number, got {_show(value)}")
+        if value > maximum:
+            raise self.error(_join(path, key), f"must be at most {maximum:g}, got {value!r}")
+        return float(value)
+
     def size_bytes(self, m: Mapping[str, Any], path: str) -> int | None:
         """``size_bytes``, or ``size_kb`` x 1024; None if neither is given."""
         has_bytes, has_kb = m.get("size_bytes") is not None, m.get("size_kb") is not None
@@ -365,7 +396,7 @@ class _Ctx:
 
 
 def _global_buffer(ctx: _Ctx, top: Mapping[str, Any], word_bits: int) -> GlobalBuffer:
-    m = ctx.level(top, "global_buffer", (*_SIZE_KEYS, *_COST_KEYS))
+    m = ctx.level(top, "global_buffer", (*_SIZE_KEYS, *_COST_KEYS, _BANDWIDTH))
     size = ctx.size_bytes(m, "global_buffer")
     if size is None:
         raise ctx.error("global_buffer.size_bytes", "required (or size_kb)")

@@ -9,6 +9,9 @@ product of the operand widths.
 
 Costs are either normalised (1 = one 16-bit MAC, the Eyeriss convention) or in
 picojoules; ``Hardware.unit`` says which, and every report states it.
+
+Time: the core clock (``clock_mhz``) and the bandwidth of DRAM and of the GLB in bits
+per core cycle (reads and writes share it); :mod:`nnjoules.energy.timing` uses them.
 YAML files are read only by :mod:`nnjoules.energy.hardware.loading`.
 """
 
@@ -18,6 +21,7 @@ import enum
 import math
 from dataclasses import dataclass
 
+from nnjoules.energy.hardware import area
 from nnjoules.energy.workload import Operand
 
 # Bounds on a description, so that no count or energy overflows and the mapping search
@@ -28,6 +32,18 @@ MAX_BITS = 4096  # word_bits and access_bits
 # Per access or MAC, in the hardware's unit (1e12 pJ is a joule): the largest networks
 # make ~1e12 accesses of ~1e3 bits, so every total stays finite in float64.
 MAX_ENERGY = 1e12
+MAX_CLOCK_MHZ = 1e6  # 1 THz: far above any clock, low enough that every time stays finite
+MAX_BITS_PER_CYCLE = 1e9
+
+# The Eyeriss chip's timing (ISSCC 2016 section 14.5; JSSC 2017): a 200 MHz core clock;
+# DRAM over a 64-bit link at 60 MHz, i.e. 64 x 60/200 = 19.2 bits per core cycle (the
+# 64-bit width is from JSSC 2017 as we read it; the 60 MHz link clock is in ISSCC 2016).
+# The GLB feeds separate ifmap and psum networks; 64 bits each (128 bits per cycle) is
+# our assumption: neither paper states the GLB's bandwidth. Also the defaults for a
+# hardware file that does not give these fields.
+EYERISS_CLOCK_MHZ = 200.0
+EYERISS_DRAM_BITS_PER_CYCLE = 64 * 60 / 200
+EYERISS_GLB_BITS_PER_CYCLE = 128.0
 
 
 def check_energy(value: object, what: str) -> None:
@@ -35,6 +51,14 @@ def check_energy(value: object, what: str) -> None:
     if not (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value) and 0 <= value <= MAX_ENERGY):
         raise ValueError(f"{what} must be a number in [0, {MAX_ENERGY:g}], got {value!r}")
+
+
+def check_rate(value: object, what: str, maximum: float) -> None:
+    """Raise ValueError unless ``value`` is a finite number in (0, ``maximum``]."""
+    if not (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 < value <= maximum):
+        raise ValueError(f"{what} must be a positive number at most {maximum:g}, "
+                         f"got {value!r}")
 
 
 def check_count(value: object, what: str, maximum: int) -> None:
@@ -168,7 +192,11 @@ class RegisterFile:
 
 @dataclass(frozen=True)
 class Hardware:
-    """An Eyeriss-like accelerator: PE array, storage levels and per-access energies."""
+    """An Eyeriss-like accelerator: PE array, storage levels, per-access energies, clock.
+
+    ``clock_mhz`` is the core clock; ``dram_bits_per_cycle`` and ``glb_bits_per_cycle``
+    are the bits each level moves per core cycle, reads and writes together.
+    """
 
     name: str
     unit: EnergyUnit
@@ -179,10 +207,18 @@ class Hardware:
     array: AccessCost  # one inter-PE transfer; read and write hold the same hop energy
     rf: RegisterFile
     mac: float  # one word_bits x word_bits MAC
+    clock_mhz: float = EYERISS_CLOCK_MHZ
+    dram_bits_per_cycle: float = EYERISS_DRAM_BITS_PER_CYCLE
+    glb_bits_per_cycle: float = EYERISS_GLB_BITS_PER_CYCLE
 
     def __post_init__(self) -> None:
         check_count(self.word_bits, f"hardware {self.name!r}: word_bits", MAX_BITS)
         check_energy(self.mac, f"hardware {self.name!r}: mac energy")
+        check_rate(self.clock_mhz, f"hardware {self.name!r}: clock_mhz", MAX_CLOCK_MHZ)
+        for level in ("dram", "glb"):
+            check_rate(getattr(self, f"{level}_bits_per_cycle"),
+                       f"hardware {self.name!r}: {level} bandwidth_bits_per_cycle",
+                       MAX_BITS_PER_CYCLE)
 
     def cost_of(self, level: Level, operand: Operand) -> AccessCost:
         """Access cost of ``operand`` at ``level``."""
@@ -242,4 +278,35 @@ def eyeriss_isca2016() -> Hardware:
     )
 
 
-PRESETS = {"eyeriss": eyeriss, "eyeriss-isca2016": eyeriss_isca2016}
+ISCA2016_SUFFIX = {"row-stationary": "", "weight-stationary": "-ws",
+                   "output-stationary-a": "-os-a", "output-stationary-b": "-os-b",
+                   "output-stationary-c": "-os-c", "no-local-reuse": "-nlr"}
+
+
+def eyeriss_isca2016_for(dataflow: str, num_pes: int = 256) -> Hardware:
+    """The ISCA 2016 setup for one dataflow: its RF, and the GLB its equal area leaves.
+
+    ``dataflow`` is a registered name (``"weight-stationary"``); see
+    :mod:`nnjoules.energy.hardware.area` for the rule and the RF sizes. NLR has no RF:
+    its GLB takes all the storage area, and its register file is a 1-byte placeholder
+    (the format needs one; NLR never reads it). Row-stationary at 256 PEs is
+    `eyeriss_isca2016` itself. The array is the most nearly square rows x cols.
+
+    Raises:
+        ValueError: an unknown dataflow or a PE count outside 1..`MAX_PES`.
+    """
+    if dataflow not in area.RF_BYTES:
+        raise ValueError(f"no ISCA 2016 storage split for dataflow {dataflow!r}")
+    check_count(num_pes, "num_pes", MAX_PES)
+    rows = max(d for d in range(1, math.isqrt(num_pes) + 1) if num_pes % d == 0)
+    rf_bytes = area.RF_BYTES[dataflow]
+    suffix = ISCA2016_SUFFIX[dataflow] + ("" if num_pes == 256 else f"-{num_pes}pe")
+    return Hardware(
+        name=f"eyeriss-isca2016{suffix}", unit=EnergyUnit.NORMALIZED, word_bits=16,
+        pe_array=PEArray(rows=rows, cols=num_pes // rows), dram=_uniform(200.0),
+        glb=GlobalBuffer(size_bytes=area.glb_bytes(num_pes, rf_bytes), cost=_uniform(6.0)),
+        array=_uniform(2.0),
+        rf=RegisterFile(weights=_uniform(1.0), ifmaps=_uniform(1.0), psums=_uniform(1.0),
+                        size_bytes=max(rf_bytes, 1)),
+        mac=1.0)
+

@@ -27,13 +27,19 @@ Constraints (the author's five, generalised to partial tiles and split scratch p
    fits its own scratch pad;
 4. ``r <= ceil(C/q)`` (the author's ``q*r <= C``, allowing a partial last set);
 5. ``t <= ceil(M/p)`` and m a multiple of p*t or equal to M (the author's ``p*t <= m``).
+
+Where a level keeps weights or ifmaps compressed, a tile takes the bits of its worst-case
+compressed chunk instead (`nnjoules.energy.footprint`: weights bounded by their densest
+filter row, ifmaps dense), never more than raw; the default `RAW` storage is the dense
+rule above.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nnjoules.energy.hardware import Hardware
+from nnjoules.energy.footprint import RAW, Storage, ifmap_tile_bits, weight_tile_bits
+from nnjoules.energy.hardware import Hardware, Level
 from nnjoules.energy.workload import Layer
 
 
@@ -79,26 +85,29 @@ def ifmap_rows(layer: Layer, e: int) -> int:
     return layer.U * (e - 1) + layer.R_eff
 
 
-def glb_bits(layer: Layer, mapping: Mapping) -> int:
-    """GLB bits the mapping needs: its psum tile plus its ifmap tile."""
-    prec = layer.precision
+def glb_bits(layer: Layer, mapping: Mapping, storage: Storage = RAW) -> int:
+    """GLB bits the mapping needs: its psum tile plus its ifmap tile (as ``storage`` keeps it)."""
     m_eff = min(mapping.m, layer.M)
     psum_tile = mapping.n * m_eff * mapping.e * layer.F
     ifmap_tile = mapping.n * min(mapping.q * mapping.r, layer.C) * ifmap_rows(layer, mapping.e) \
         * layer.W
-    return psum_tile * prec.ofmap_bits + ifmap_tile * prec.ifmap_bits
+    return psum_tile * layer.precision.ofmap_bits \
+        + ifmap_tile_bits(layer, ifmap_tile, Level.GLB, storage)
 
 
-def rf_bits(layer: Layer, mapping: Mapping) -> tuple[int, int, int]:
-    """Bits each PE holds: (weights, ifmaps, psums)."""
-    prec = layer.precision
-    return (mapping.p * mapping.q * layer.S * prec.weight_bits,
-            mapping.q * layer.S_eff * prec.ifmap_bits,
-            mapping.p * prec.ofmap_bits)
+def rf_bits(layer: Layer, mapping: Mapping, storage: Storage = RAW) -> tuple[int, int, int]:
+    """Bits each PE holds: (weights, ifmaps, psums), as ``storage`` keeps them."""
+    return (weight_tile_bits(layer, mapping.p * mapping.q, Level.RF, storage),
+            ifmap_tile_bits(layer, mapping.q * layer.S_eff, Level.RF, storage),
+            mapping.p * layer.precision.ofmap_bits)
 
 
-def violations(layer: Layer, mapping: Mapping, hw: Hardware) -> list[str]:
-    """Every constraint ``mapping`` breaks for ``layer`` on ``hw``; empty when legal."""
+def violations(layer: Layer, mapping: Mapping, hw: Hardware,
+               storage: Storage = RAW) -> list[str]:
+    """Every constraint ``mapping`` breaks for ``layer`` on ``hw``; empty when legal.
+
+    ``storage`` says which tiles are kept compressed (`Storage.of` the cost rules).
+    """
     found: list[str] = []
     mp = mapping
     for name, value, upper in (("n", mp.n, layer.N), ("e", mp.e, layer.E), ("p", mp.p, layer.M),
@@ -113,19 +122,20 @@ def violations(layer: Layer, mapping: Mapping, hw: Hardware) -> list[str]:
         return found
     if mp.m != layer.M and mp.m % (mp.p * mp.t) != 0:
         found.append(f"m={mp.m} is neither M={layer.M} nor a multiple of p*t={mp.p * mp.t}")
-    need = glb_bits(layer, mp)
+    need = glb_bits(layer, mp, storage)
     if need > hw.glb.size_bits:
         found.append(f"GLB: tiles need {need} bits > {hw.glb.size_bits} bits")
     pes = mp.active_pes(layer)
     if pes > hw.pe_array.num_pes:
         found.append(f"array: R*e*r*t = {pes} PEs > {hw.pe_array.num_pes}")
-    found.extend(rf_violations(layer, mp, hw))
+    found.extend(rf_violations(layer, mp, hw, storage))
     return found
 
 
-def rf_violations(layer: Layer, mapping: Mapping, hw: Hardware) -> list[str]:
+def rf_violations(layer: Layer, mapping: Mapping, hw: Hardware,
+                  storage: Storage = RAW) -> list[str]:
     """The RF constraint: unified capacity, or each scratch pad's."""
-    w_bits, i_bits, p_bits = rf_bits(layer, mapping)
+    w_bits, i_bits, p_bits = rf_bits(layer, mapping, storage)
     rf = hw.rf
     if rf.size_bytes is not None:
         total = w_bits + i_bits + p_bits

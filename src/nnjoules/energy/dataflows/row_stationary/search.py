@@ -15,7 +15,9 @@ or PEs as it grows:
 Ties (equal energy) between strip heights e and batch chunks n go to the mapping with
 most active PEs (the author's tie-break, a throughput proxy); other ties to the first
 candidate in a fixed enumeration order. The result is deterministic.
-`tests/test_search.py` checks the result against a brute force over every legal
+Tiles are sized by the storage rule of `nnjoules.energy.footprint` (the same functions
+`mapping.violations` uses): where weights are kept compressed, a sparse layer fits
+larger tiles. `tests/test_search.py` checks the result against a brute force over every legal
 mapping of small layers.
 """
 
@@ -49,6 +51,7 @@ from nnjoules.energy.dataflows.row_stationary.mapping import (
     rf_violations,
     violations,
 )
+from nnjoules.energy.footprint import Storage, ifmap_tile_bits, weight_tile_bits, worst_row_nonzeros
 from nnjoules.energy.hardware import Hardware, Level
 from nnjoules.energy.workload import Layer, Operand
 from nnjoules.errors import MappingError
@@ -132,8 +135,10 @@ def best_mapping(layer: Layer, hw: Hardware,
                  levels: CompressionLevels = CompressionLevels.DRAM) -> SearchResult:
     """The legal row-stationary mapping of ``layer`` on ``hw`` with the lowest energy.
 
-    Tiles are sized for dense data (a compressed tile is never larger), so compression
-    changes which mapping costs least, never which mappings fit.
+    Where the rules keep weights or ifmaps compressed in the GLB or the scratch pads
+    (`Storage.of`), tiles are sized by their worst-case compressed chunk (weights by
+    their densest filter row, ifmaps dense), never larger than raw: a sparse layer with
+    a known row peak can map with larger tiles; dense data fits as without compression.
 
     A convolution whose windows do not overlap (stride >= filter size, e.g. the 16 x 16
     patch embedding of ViT) but whose filter row does not fit a PE is mapped as the
@@ -144,40 +149,48 @@ def best_mapping(layer: Layer, hw: Hardware,
             constraint that even the smallest mapping breaks.
     """
     units = unit_energies(layer, hw, compression, gating, levels)
-    return best_mappings(layer, hw, [units])[0]
+    return best_mappings(layer, hw, [units], Storage.of(compression, gating, levels))[0]
 
 
-def best_mappings(layer: Layer, hw: Hardware,
-                  units: Sequence[UnitEnergies]) -> list[SearchResult]:
+def legality_key(layer: Layer, storage: Storage) -> tuple[object, ...]:
+    """What of ``layer`` decides which mappings are legal under ``storage``: its shape and
+    bit-widths, and, where weights are kept compressed, its densest filter row (and
+    whether it has weights at all, which sets the row peak of its FC lowering)."""
+    if not any(op is Operand.WEIGHTS for _, op in storage.compressed):
+        return (layer.shape_key, None)
+    return (layer.shape_key, worst_row_nonzeros(layer), layer.density.weights > 0)
+
+
+def best_mappings(layer: Layer, hw: Hardware, units: Sequence[UnitEnergies],
+                  storage: Storage) -> list[SearchResult]:
     """`best_mapping` of ``layer``'s shape on ``hw`` under each costing of ``units``.
 
-    The candidates and their access counts depend on the layer's shape and precision
-    and on the hardware's sizes alone; the costings (from `unit_energies` of layers of
-    this shape, possibly with other densities, on hardware with these sizes and any
-    costs) only weigh them. One pass enumerates the candidates and weighs all costings
-    at once; result k is exactly ``best_mapping`` under ``units[k]``. Lowering to FC
-    keeps precision and densities, so the costings hold for the lowered layer too.
+    The candidates and their access counts depend on the layer's `legality_key` under
+    ``storage`` and on the hardware's sizes alone; the costings (from `unit_energies` of
+    layers with this key, possibly with other densities, on hardware with these sizes
+    and any costs, under rules whose `Storage.of` is ``storage``) only weigh them. One
+    pass enumerates the candidates and weighs all costings at once; result k is exactly
+    ``best_mapping`` under ``units[k]``. Lowering to FC keeps precision and densities, so
+    the costings hold for the lowered layer too.
 
     Raises:
         MappingError: no mapping is legal (for any costing: legality ignores costs).
     """
     stacked = StackedUnits.of(units)
     try:
-        return _search(layer, hw, stacked)
+        return _search(layer, hw, stacked, storage)
     except MappingError:
         lowered = lower_to_fc(layer)
         if lowered is None:
             raise
-        return _search(lowered, hw, stacked)
+        return _search(lowered, hw, stacked, storage)
 
 
-def _search(layer: Layer, hw: Hardware, units: StackedUnits) -> list[SearchResult]:
-    q_max, p_max = _rf_bounds(layer, hw)
-    pe_limit = hw.pe_array.num_pes // layer.R
-    q, r = _pairs(layer.C, q_max, pe_limit)
-    p, t = _pairs(layer.M, p_max, pe_limit)
-    if len(q) == 0 or len(p) == 0 or pe_limit < 1:
-        raise _unmappable(layer, hw)
+def _search(layer: Layer, hw: Hardware, units: StackedUnits,
+            storage: Storage) -> list[SearchResult]:
+    q, r, p, t, p_limit = candidate_pairs(layer, hw, storage)
+    if len(q) == 0 or len(p) == 0:
+        raise _unmappable(layer, hw, storage)
     psum_energy = _energy(channel_terms(layer, q=q, r=r), units, len(q))
     strips = [(int(n), int(e)) for n in _candidates(layer.N) for e in _candidates(layer.E)]
     floors = _floors(layer, units, strips, psum_energy, (p, t))
@@ -191,7 +204,8 @@ def _search(layer: Layer, hw: Hardware, units: StackedUnits) -> list[SearchResul
         if np.all(floors[at] > best_energy * (1 + _MARGIN)):
             continue  # costs more than the best so far under every costing
         n, e = strips[at]
-        found = _best_for(layer, hw, units, n, e, (q, r, psum_energy), (p, t))
+        found = _best_for(layer, hw, (units, storage, p_limit), n, e, (q, r, psum_energy),
+                          (p, t))
         if found is None:
             continue
         energy, pes, count, variables = found
@@ -206,7 +220,7 @@ def _search(layer: Layer, hw: Hardware, units: StackedUnits) -> list[SearchResul
         best_at = np.where(better, at, best_at)
         best_vars = np.where(better[:, None], variables, best_vars)
     if evaluated == 0:
-        raise _unmappable(layer, hw)
+        raise _unmappable(layer, hw, storage)
     return [SearchResult(mapping=Mapping(*(int(v) for v in variables)), energy=float(energy),
                          candidates=evaluated, mapped=layer)
             for energy, variables in zip(best_energy, best_vars, strict=True)]
@@ -234,33 +248,62 @@ def _floors(layer: Layer, units: StackedUnits, strips: list[tuple[int, int]],
             + np.stack([ifmap_floor[int(v)] for v in e], axis=1)).T
 
 
-def _rf_bounds(layer: Layer, hw: Hardware) -> tuple[int, int]:
-    """Largest q and p the RF admits with the partner variable at 1."""
+def candidate_pairs(layer: Layer, hw: Hardware, storage: Storage,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (q, r) and (p, t) candidates the RF and the array admit, and p_limit[q].
+
+    p_limit[q] is the largest p the RF admits beside q channels (0: q itself does not
+    fit). Empty pairs when no mapping can fit.
+    """
+    qs = _candidates(layer.C)
+    p_limits = _p_limits(layer, hw, storage, qs)
+    p_limit = np.zeros(layer.C + 1, dtype=np.int64)
+    p_limit[qs] = p_limits
+    q_max = int(qs[p_limits >= 1].max()) if (p_limits >= 1).any() else 0
+    pe_limit = hw.pe_array.num_pes // layer.R
+    if pe_limit < 1:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty, empty, p_limit
+    q, r = _pairs(layer.C, q_max, pe_limit)
+    p, t = _pairs(layer.M, int(p_limit[1]), pe_limit)
+    return q, r, p, t, p_limit
+
+
+def _p_limits(layer: Layer, hw: Hardware, storage: Storage, qs: np.ndarray) -> np.ndarray:
+    """Largest p (0 when none) the RF admits beside q channels, for each q in ``qs``.
+
+    Every tile grows with p and q, so the p that fit beside q are 1 .. the limit.
+    """
+    p = np.arange(1, layer.M + 1, dtype=np.int64)[None, :]
+    q = qs.astype(np.int64)[:, None]
     prec, rf = layer.precision, hw.rf
-    w_row = layer.S * prec.weight_bits
-    i_row = layer.S_eff * prec.ifmap_bits
+    w_bits = weight_tile_bits(layer, p * q, Level.RF, storage)
+    i_bits = ifmap_tile_bits(layer, q * layer.S_eff, Level.RF, storage)
+    p_bits = p * prec.ofmap_bits
     if rf.size_bytes is not None:
-        bits = 8 * rf.size_bytes
-        return (bits - prec.ofmap_bits) // (w_row + i_row), (bits - i_row) // (w_row
-                                                                                + prec.ofmap_bits)
-    assert rf.ifmaps_bytes and rf.psums_bytes and rf.weights_bytes
-    return (min(8 * rf.ifmaps_bytes // i_row, 8 * rf.weights_bytes // w_row),
-            min(8 * rf.psums_bytes // prec.ofmap_bits, 8 * rf.weights_bytes // w_row))
+        fits = w_bits + i_bits + p_bits <= 8 * rf.size_bytes
+    else:
+        assert rf.ifmaps_bytes and rf.psums_bytes and rf.weights_bytes
+        fits = ((w_bits <= 8 * rf.weights_bytes) & (i_bits <= 8 * rf.ifmaps_bytes)
+                & (p_bits <= 8 * rf.psums_bytes))
+    return np.asarray(fits.sum(axis=1), dtype=np.int64)
 
 
 Found = tuple[np.ndarray, np.ndarray, int, np.ndarray]  # energy, PEs, candidates, variables
 
 
-def _best_for(layer: Layer, hw: Hardware, units: StackedUnits, n: int, e: int,
-              channel: tuple[np.ndarray, np.ndarray, np.ndarray],
+def _best_for(layer: Layer, hw: Hardware, rules: tuple[StackedUnits, Storage, np.ndarray],
+              n: int, e: int, channel: tuple[np.ndarray, np.ndarray, np.ndarray],
               filters: tuple[np.ndarray, np.ndarray]) -> Found | None:
     """Best mapping with this (n, e) under each costing; None when nothing with it is legal.
 
     The energy is a sum of parts that depend on (n, e), on (q, r) and on (e, m, p, t)
-    alone (see `access_terms`); only the constraints couple them. Returns per costing
-    the energy (K,), active PEs (K,), the number of legal candidates and the variables
-    (K, 7) in `Mapping` order.
+    alone (see `access_terms`); only the constraints couple them. ``rules`` holds the
+    unit energies, the storage rule and the RF's p limit per q (see `_search`). Returns
+    per costing the energy (K,), active PEs (K,), the number of legal candidates and the
+    variables (K, 7) in `Mapping` order.
     """
+    units, storage, p_limit = rules
     prec = layer.precision
     sets_limit = hw.pe_array.num_pes // (layer.R * e)
     if sets_limit < 1:
@@ -275,13 +318,14 @@ def _best_for(layer: Layer, hw: Hardware, units: StackedUnits, n: int, e: int,
     psum_bits_per_filter = n * e * layer.F * prec.ofmap_bits
     # Psums of all M filters fit beside the largest ifmap tile: one filter chunk for
     # every candidate, so (p, t) pairs can be pruned like (q, r) pairs.
-    widest_tile = n * min(int((q * r).max()), layer.C) * rows * layer.W * prec.ifmap_bits
+    widest_tile = ifmap_tile_bits(layer, n * min(int((q * r).max()), layer.C) * rows * layer.W,
+                                  Level.GLB, storage)
     ifmap_energy = _energy(filter_terms(layer, e=e, m=layer.M, p=p, t=t), units, len(p))
     fixed = _energy(batch_strip_terms(layer, n=n, e=e), units, 1)
     every = np.arange(units.k)
     if hw.glb.size_bits - widest_tile >= layer.M * psum_bits_per_filter:
-        found = _best_single_chunk(layer, hw, (q, r, psum_energy), (p, t, ifmap_energy),
-                                   sets_limit)
+        found = _best_single_chunk((q, r, psum_energy), (p, t, ifmap_energy), sets_limit,
+                                   p_limit[q])
         if found is None:
             return None
         energy, count, (qk, rk, pk, tk) = found
@@ -294,16 +338,11 @@ def _best_for(layer: Layer, hw: Hardware, units: StackedUnits, n: int, e: int,
     if len(i) == 0:
         return None
     q, r, p, t = q[i], r[i], p[j], t[j]
-    # RF: the weight rows p*q*S couple p and q.
-    w_bits = p * q * layer.S * prec.weight_bits
-    if hw.rf.size_bytes is not None:
-        ok = w_bits + q * layer.S_eff * prec.ifmap_bits + p * prec.ofmap_bits \
-            <= 8 * hw.rf.size_bytes
-    else:
-        assert hw.rf.weights_bytes is not None
-        ok = w_bits <= 8 * hw.rf.weights_bytes
+    # RF: the weight rows p*q couple p and q.
+    ok = p <= p_limit[q]
     # GLB: the ifmap tile is fixed by (n, e, q*r); psums get the rest, which fixes m.
-    ifmap_tile = n * np.minimum(q * r, layer.C) * rows * layer.W * prec.ifmap_bits
+    ifmap_tile = ifmap_tile_bits(layer, n * np.minimum(q * r, layer.C) * rows * layer.W,
+                                 Level.GLB, storage)
     m_cap = (hw.glb.size_bits - ifmap_tile) // psum_bits_per_filter
     pt = p * t
     m = np.where(m_cap >= layer.M, layer.M, (m_cap // pt) * pt)
@@ -360,13 +399,13 @@ def _undominated(i: np.ndarray, p: np.ndarray, t: np.ndarray, chunks: np.ndarray
     return mask
 
 
-def _best_single_chunk(layer: Layer, hw: Hardware,
-                       channel: tuple[np.ndarray, np.ndarray, np.ndarray],
+def _best_single_chunk(channel: tuple[np.ndarray, np.ndarray, np.ndarray],
                        filters: tuple[np.ndarray, np.ndarray, np.ndarray], sets_limit: int,
+                       p_limit: np.ndarray,
                        ) -> tuple[np.ndarray, int, tuple[np.ndarray, ...]] | None:
     """Best (q, r, p, t) per costing when the GLB never splits the filters (m = M for all).
 
-    Then only the array (r*t <= sets_limit) and the RF (p <= p_max(q)) couple the
+    Then only the array (r*t <= sets_limit) and the RF (p <= p_limit, per q) couple the
     channel split and the filter split, and both are prefix conditions: the best
     filter split for a budget of t sets and p filters is a 2-D prefix minimum.
     """
@@ -388,7 +427,6 @@ def _best_single_chunk(layer: Layer, hw: Hardware,
     best, where = grid, np.broadcast_to(index, grid.shape)
     for axis in (1, 2):
         best, where = _prefix_argmin(best, where, axis)
-    p_limit = _p_limit(layer, hw, q)
     row = np.searchsorted(ps, p_limit, side="right") - 1
     ok = row >= 0
     col = np.searchsorted(ts, sets_limit // r)
@@ -418,21 +456,11 @@ def _prefix_argmin(best: np.ndarray, where: np.ndarray, axis: int,
     return running, np.take_along_axis(where, last_own, axis=axis)
 
 
-def _p_limit(layer: Layer, hw: Hardware, q: np.ndarray) -> np.ndarray:
-    """Largest p the RF admits beside q channels, per q."""
-    prec, rf = layer.precision, hw.rf
-    w_row = q * layer.S * prec.weight_bits
-    if rf.size_bytes is not None:
-        room = 8 * rf.size_bytes - q * layer.S_eff * prec.ifmap_bits
-        return room // (w_row + prec.ofmap_bits)
-    assert rf.weights_bytes is not None and rf.psums_bytes is not None
-    return np.minimum(8 * rf.weights_bytes // w_row, 8 * rf.psums_bytes // prec.ofmap_bits)
-
-
-def _unmappable(layer: Layer, hw: Hardware) -> MappingError:
+def _unmappable(layer: Layer, hw: Hardware, storage: Storage) -> MappingError:
     """The error for a layer no mapping fits: which constraint the smallest one breaks."""
     smallest = Mapping(m=1, n=1, e=1, p=1, q=1, r=1, t=1)
-    broken = violations(layer, smallest, hw) or rf_violations(layer, smallest, hw)
+    broken = (violations(layer, smallest, hw, storage)
+              or rf_violations(layer, smallest, hw, storage))
     why = "; ".join(broken) if broken else "no candidate mapping satisfies all constraints"
     return MappingError(f"layer {layer.name!r} ({layer.kind.value}, C={layer.C} M={layer.M} "
                         f"H={layer.H} W={layer.W} R={layer.R} S={layer.S}) cannot be mapped "

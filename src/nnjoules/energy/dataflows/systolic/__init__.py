@@ -1,0 +1,126 @@
+"""Systolic arrays (TPU-like), weight- and output-stationary, as SCALE-Sim models them.
+
+Samajdar et al., "SCALE-Sim: Systolic CNN Accelerator Simulator" (arXiv 1811.02883,
+ISPASS 2020) and its v3 code (PyPI ``scalesim`` 3.0.0, ``compute/systolic_compute_ws.py``
+and ``_os.py``). The GEMM view, folds and buffers: `gemm`; the fixed mapping and what
+the buffers keep: `mapping`; the counts: `access`; cycles: `compute_cycles` here.
+
+**Cycles** (SCALE-Sim's demand matrices, one row per cycle, for a ``rows x cols`` array;
+every fold pays the full array's fill and drain, even a partial one):
+
+* WS, per fold: ``rows`` cycles to shift the weights in, then ``T`` ifmap rows stream
+  through, skewed by one cycle per array row and column, and the last partial sum leaves
+  the bottom after ``rows - 1`` more hops: ``2*rows + cols + T - 2``.
+* OS, per fold: ``K`` operand pairs stream in, skewed over ``rows + cols - 2`` cycles, and
+  the ``rows`` rows of outputs shift out: ``rows + cols + K - 2``.
+
+Layer cycles = ``G * row_folds * col_folds * per fold``; a WS layer cut into output tiles
+(see `mapping`) pays a fold's fill and drain once per tile. SCALE-Sim prints one cycle
+less (the 0-based index of the last cycle). Zero operands save energy, not time.
+
+**Mapping.** ``search=True`` (the registered dataflows): under WS, the least-energy of
+SCALE-Sim's untiled schedule and the output tilings whose partial sums fit the ofmap SRAM
+(the largest such tile, and the same number of tiles made even), ties to fewer cycles;
+under OS, and with ``search=False``, SCALE-Sim's schedule alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of
+from nnjoules.energy.counts import AccessCounts
+from nnjoules.energy.dataflows.base import DataflowMapping, SearchResult
+from nnjoules.energy.dataflows.systolic.access import count_accesses
+from nnjoules.energy.dataflows.systolic.gemm import (
+    BufferSplit,
+    Gemm,
+    ceil_div,
+    ifmap_values_touched,
+)
+from nnjoules.energy.dataflows.systolic.mapping import Stationary, SystolicMapping, plan
+from nnjoules.energy.hardware.spec import Hardware
+from nnjoules.energy.workload import Layer, LayerKind  # noqa: F401  (doctest)
+
+
+def compute_cycles(layer: Layer, mapping: SystolicMapping) -> int:
+    """SCALE-Sim's cycles of ``layer`` under ``mapping``, the array the only limit.
+
+    Example: WS, 4 x 4 array, T = 16, K = 18, M = 5: 5 x 2 folds of 2*4 + 4 + 16 - 2.
+
+    >>> conv = Layer("c", LayerKind.CONV, N=1, M=5, C=2, H=6, W=6, R=3, S=3, E=4, F=4)
+    >>> compute_cycles(conv, SystolicMapping(Stationary.WEIGHTS, 4, 4, 5, 2, True, False,
+    ...                                      True))
+    260
+    """
+    gemm = Gemm.of(layer)
+    rows, cols = mapping.rows, mapping.cols
+    if mapping.stationary is Stationary.WEIGHTS:  # all output tiles: T rows, tiles fills
+        tiles = ceil_div(gemm.T, mapping.tile_rows(layer))
+        per_fold = tiles * (2 * rows + cols - 2) + gemm.T
+    else:
+        per_fold = rows + cols + gemm.K - 2
+    return layer.G * mapping.row_folds * mapping.col_folds * per_fold
+
+
+@dataclass(frozen=True)
+class Systolic:
+    """A systolic-array dataflow as a `nnjoules.energy.dataflows.base.Dataflow` plug-in.
+
+    ``split`` divides the hardware's GLB into ifmap, filter and ofmap SRAMs; ``search``
+    chooses WS output tiles by energy (False: SCALE-Sim's schedule only).
+    """
+
+    name: str
+    stationary: Stationary
+    split: BufferSplit = field(default_factory=BufferSplit)
+    search: bool = True
+
+    def mapping_for(self, layer: Layer, hw: Hardware, t_tile: int = 0) -> SystolicMapping:
+        """The mapping of ``layer`` on ``hw`` with WS output tiles of ``t_tile`` (0: none)."""
+        read = ifmap_values_touched(layer, 0, Gemm.of(layer).K)
+        return plan(layer, hw, self.stationary, self.split, read, t_tile)
+
+    def tile_candidates(self, layer: Layer, hw: Hardware) -> list[int]:
+        """WS output tiles tried: none (SCALE-Sim's), and where the psums do not fit, the
+        largest tile whose psums fit and the same number of tiles made even."""
+        T = Gemm.of(layer).T
+        largest = self.split.usable_values(hw, layer)[2] // min(layer.M, hw.pe_array.cols)
+        if not self.search or self.stationary is not Stationary.WEIGHTS or largest >= T:
+            return [0]
+        largest = max(largest, 1)
+        return sorted({0, largest, ceil_div(T, ceil_div(T, largest))})
+
+    def best_mapping(self, layer: Layer, hw: Hardware, compression: Compression,
+                     gating: Gating, levels: CompressionLevels) -> SearchResult:
+        """The candidate mapping of least energy (ties: fewer cycles); any layer fits."""
+        best: tuple[float, int, SystolicMapping] | None = None
+        candidates = self.tile_candidates(layer, hw)
+        for t_tile in candidates:
+            mapping = self.mapping_for(layer, hw, t_tile)
+            energy = energy_of(count_accesses(layer, mapping), layer, hw, compression, gating,
+                               levels).total
+            key = (energy, compute_cycles(layer, mapping), mapping)
+            if best is None or key[:2] < best[:2]:
+                best = key
+        assert best is not None
+        return SearchResult(mapping=best[2], energy=best[0], candidates=len(candidates),
+                            mapped=layer)
+
+    def count_accesses(self, layer: Layer, mapping: DataflowMapping) -> AccessCounts:
+        """See `nnjoules.energy.dataflows.systolic.access.count_accesses`."""
+        return count_accesses(layer, self._own(mapping))
+
+    def compute_cycles(self, layer: Layer, mapping: DataflowMapping, hw: Hardware) -> int:
+        """See `compute_cycles`; ``hw`` is not needed (the mapping holds the array size)."""
+        return compute_cycles(layer, self._own(mapping))
+
+    def _own(self, mapping: DataflowMapping) -> SystolicMapping:
+        if not isinstance(mapping, SystolicMapping) or mapping.stationary is not self.stationary:
+            raise TypeError(f"{self.name} needs a {self.stationary.value} SystolicMapping, "
+                            f"got {mapping!r}")
+        return mapping
+
+
+SYSTOLIC_WS = Systolic(name="systolic-ws", stationary=Stationary.WEIGHTS)
+SYSTOLIC_OS = Systolic(name="systolic-os", stationary=Stationary.OUTPUTS)
