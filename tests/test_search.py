@@ -26,10 +26,10 @@ from nnjoules.energy.dataflows.row_stationary.mapping import (
 )
 from nnjoules.energy.dataflows.row_stationary.search import (
     StackedUnits,
-    _energy,
     _floors,
     best_mapping,
     candidate_pairs,
+    part_energy,
 )
 from nnjoules.energy.footprint import Storage
 from nnjoules.energy.hardware import (
@@ -325,7 +325,7 @@ def test_the_floor_of_each_strip_is_below_every_legal_mapping_with_it(
                                                          CompressionLevels.DRAM))
     if len(p) == 0 or len(q) == 0:
         return
-    psum = _energy(channel_terms(layer, q=q, r=r), units, len(q))
+    psum = part_energy(channel_terms(layer, q=q, r=r), units, len(q))
     strips = [(n, e) for n in range(1, layer.N + 1) for e in range(1, layer.E + 1)]
     floors = dict(zip(strips, _floors(layer, units, strips, psum, (p, t))[:, 0], strict=True))
     for mp in all_mappings(layer):

@@ -24,7 +24,6 @@ mapping of small layers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -34,7 +33,6 @@ from nnjoules.energy.cost import (
     CompressionLevels,
     Gating,
     UnitEnergies,
-    UnitKey,
     unit_energies,
 )
 from nnjoules.energy.dataflows.base import SearchResult, lower_to_fc
@@ -50,6 +48,13 @@ from nnjoules.energy.dataflows.row_stationary.mapping import (
     ifmap_rows,
     rf_violations,
     violations,
+)
+from nnjoules.energy.dataflows.row_stationary.selection import (
+    StackedUnits,
+    best_single_chunk,
+    part_energy,
+    ragged_join,
+    undominated,
 )
 from nnjoules.energy.footprint import Storage, ifmap_tile_bits, weight_tile_bits, worst_row_nonzeros
 from nnjoules.energy.hardware import Hardware, Level
@@ -85,48 +90,6 @@ def _pairs(total: int, inner_limit: int, outer_limit: int) -> tuple[np.ndarray, 
     if not xs:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(xs), np.concatenate(ys)
-
-
-def _ragged_join(bounds: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i, j) with sorted_keys[j] <= bounds[i] (keys sorted ascending)."""
-    lengths = np.searchsorted(sorted_keys, bounds, side="right")
-    left = np.repeat(np.arange(len(bounds)), lengths)
-    starts = np.cumsum(lengths) - lengths
-    right = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
-    return left, right
-
-
-@dataclass(frozen=True)
-class StackedUnits:
-    """The per-access energies of K costings of one layer shape, searched together.
-
-    Each value is a float array of shape (K, 1), so that a term's counts over
-    candidates (shape (C,)) times it give the K rows of energies (shape (K, C)) with
-    exactly the arithmetic of one costing: row k equals the search under ``units[k]``.
-    """
-
-    read: dict[UnitKey, np.ndarray]
-    write: dict[UnitKey, np.ndarray]
-
-    @classmethod
-    def of(cls, units: Sequence[UnitEnergies]) -> StackedUnits:
-        """Stack ``units`` (at least one), rows in the order given."""
-        keys = units[0].read.keys()
-        return cls(read={k: np.array([u.read[k] for u in units])[:, None] for k in keys},
-                   write={k: np.array([u.write[k] for u in units])[:, None] for k in keys})
-
-    @property
-    def k(self) -> int:
-        """Number of costings stacked."""
-        return len(next(iter(self.read.values())))
-
-
-def _energy(terms: tuple[dict, dict], units: StackedUnits, width: int) -> np.ndarray:
-    """Energy of a part of the access terms under K costings: shape (K, width)."""
-    reads, writes = terms
-    total = (sum(count * units.read[key] for key, count in reads.items())
-             + sum(count * units.write[key] for key, count in writes.items()))
-    return np.broadcast_to(total, (units.k, width))
 
 
 def best_mapping(layer: Layer, hw: Hardware,
@@ -191,7 +154,7 @@ def _search(layer: Layer, hw: Hardware, units: StackedUnits,
     q, r, p, t, p_limit = candidate_pairs(layer, hw, storage)
     if len(q) == 0 or len(p) == 0:
         raise _unmappable(layer, hw, storage)
-    psum_energy = _energy(channel_terms(layer, q=q, r=r), units, len(q))
+    psum_energy = part_energy(channel_terms(layer, q=q, r=r), units, len(q))
     strips = [(int(n), int(e)) for n in _candidates(layer.N) for e in _candidates(layer.E)]
     floors = _floors(layer, units, strips, psum_energy, (p, t))
     best_energy = np.full(units.k, np.inf)
@@ -239,11 +202,11 @@ def _floors(layer: Layer, units: StackedUnits, strips: list[tuple[int, int]],
     all (legal with this (n, e) or not) and a single filter chunk.
     """
     psum_floor = psum_energy.min(axis=1)
-    ifmap_floor = {e: _energy(filter_terms(layer, e=e, m=layer.M, p=filters[0], t=filters[1]),
+    ifmap_floor = {e: part_energy(filter_terms(layer, e=e, m=layer.M, p=filters[0], t=filters[1]),
                               units, len(filters[0])).min(axis=1)
                    for e in {e for _, e in strips}}
     n, e = (np.array(v, dtype=np.int64) for v in zip(*strips, strict=True))
-    fixed = _energy(batch_strip_terms(layer, n=n, e=e), units, len(strips))
+    fixed = part_energy(batch_strip_terms(layer, n=n, e=e), units, len(strips))
     return (fixed + psum_floor[:, None]
             + np.stack([ifmap_floor[int(v)] for v in e], axis=1)).T
 
@@ -320,11 +283,11 @@ def _best_for(layer: Layer, hw: Hardware, rules: tuple[StackedUnits, Storage, np
     # every candidate, so (p, t) pairs can be pruned like (q, r) pairs.
     widest_tile = ifmap_tile_bits(layer, n * min(int((q * r).max()), layer.C) * rows * layer.W,
                                   Level.GLB, storage)
-    ifmap_energy = _energy(filter_terms(layer, e=e, m=layer.M, p=p, t=t), units, len(p))
-    fixed = _energy(batch_strip_terms(layer, n=n, e=e), units, 1)
+    ifmap_energy = part_energy(filter_terms(layer, e=e, m=layer.M, p=p, t=t), units, len(p))
+    fixed = part_energy(batch_strip_terms(layer, n=n, e=e), units, 1)
     every = np.arange(units.k)
     if hw.glb.size_bits - widest_tile >= layer.M * psum_bits_per_filter:
-        found = _best_single_chunk((q, r, psum_energy), (p, t, ifmap_energy), sets_limit,
+        found = best_single_chunk((q, r, psum_energy), (p, t, ifmap_energy), sets_limit,
                                    p_limit[q])
         if found is None:
             return None
@@ -334,7 +297,7 @@ def _best_for(layer: Layer, hw: Hardware, rules: tuple[StackedUnits, Storage, np
         return fixed[:, 0] + energy, layer.R * e * rk * tk, count, variables
     order = np.argsort(t, kind="stable")
     p, t, ifmap_energy = p[order], t[order], ifmap_energy[:, order]
-    i, j = _ragged_join(sets_limit // r, t)
+    i, j = ragged_join(sets_limit // r, t)
     if len(i) == 0:
         return None
     q, r, p, t = q[i], r[i], p[j], t[j]
@@ -352,7 +315,7 @@ def _best_for(layer: Layer, hw: Hardware, rules: tuple[StackedUnits, Storage, np
         return None
     chunks = -(-layer.M // np.maximum(m, 1))  # ceil(M/m); m = 0 is illegal, masked out
     if units.k > 1:  # weighing K costings: first drop what loses under every costing
-        ok &= _undominated(i, p, t, chunks, ok)
+        ok &= undominated(i, p, t, chunks, ok)
     i, j, q, r, p, t, m, chunks = (a[ok] for a in (i, j, q, r, p, t, m, chunks))
     # ifmap_energy assumed one filter chunk; add the DRAM re-reads of further chunks.
     dram_ifmap = units.read[Level.DRAM, Operand.IFMAPS] * layer.G * layer.N * layer.C \
@@ -366,94 +329,6 @@ def _best_for(layer: Layer, hw: Hardware, rules: tuple[StackedUnits, Storage, np
     variables = np.stack([m[k], np.full(units.k, n), np.full(units.k, e), p[k], q[k], r[k],
                           t[k]], axis=1)
     return energy[every, k], pes[k], legal, variables
-
-
-def _undominated(i: np.ndarray, p: np.ndarray, t: np.ndarray, chunks: np.ndarray,
-                 ok: np.ndarray) -> np.ndarray:
-    """Legal candidates that can win under some costing (a mask over all candidates).
-
-    With the same channel split (same i) and the same p, a larger t reads the GLB no
-    more often (``ceil(ceil(M/p)/t)``), moves the same array traffic, keeps more PEs
-    busy, and wins under *every* non-negative costing (rounding is monotone, so also in
-    floating point; more PEs break a tie) unless it needs more filter chunks. So a
-    candidate can win only if every larger t of its (i, p) needs strictly more chunks.
-    """
-    where = np.flatnonzero(ok)
-    li, lp, lt, lc = i[where], p[where], t[where], chunks[where]
-    # One int64 key (fits: i < 2**16 candidates, p and t <= 2**16): (i, p), t descending.
-    top = int(lt.max())
-    segment_key = li * (int(lp.max()) + 1) + lp
-    order = np.argsort(segment_key * (top + 1) + (top - lt))
-    segment_key, lc = segment_key[order], lc[order]
-    start = np.ones(len(order), bool)
-    start[1:] = segment_key[1:] != segment_key[:-1]
-    segment = np.cumsum(start) - 1
-    # A running minimum of chunks within each (i, p): earlier segments are lifted above
-    # every later one, so the running minimum never reaches across segments.
-    lifted = lc + (segment[-1] - segment) * (int(lc.max()) + 1)
-    before = np.minimum.accumulate(lifted)
-    keep = np.ones(len(order), bool)
-    keep[1:] = start[1:] | (lifted[1:] < before[:-1])
-    mask = np.zeros(len(ok), bool)
-    mask[where[order[keep]]] = True
-    return mask
-
-
-def _best_single_chunk(channel: tuple[np.ndarray, np.ndarray, np.ndarray],
-                       filters: tuple[np.ndarray, np.ndarray, np.ndarray], sets_limit: int,
-                       p_limit: np.ndarray,
-                       ) -> tuple[np.ndarray, int, tuple[np.ndarray, ...]] | None:
-    """Best (q, r, p, t) per costing when the GLB never splits the filters (m = M for all).
-
-    Then only the array (r*t <= sets_limit) and the RF (p <= p_limit, per q) couple the
-    channel split and the filter split, and both are prefix conditions: the best
-    filter split for a budget of t sets and p filters is a 2-D prefix minimum.
-    """
-    q, r, psum_energy = channel
-    p, t, ifmap_energy = filters
-    k = psum_energy.shape[0]
-    ps = np.unique(p)
-    # Columns: the values of t, and the budgets sets_limit // r that are looked up; a
-    # running minimum over other columns would only carry the values along.
-    ts = np.unique(np.concatenate([t, sets_limit // r]))
-    width = len(ts)
-    grid = np.full((k, len(ps), width), np.inf)
-    pi, ti = np.searchsorted(ps, p), np.searchsorted(ts, t)
-    grid[:, pi, ti] = ifmap_energy  # (p, t) pairs are distinct
-    # best[:, i, y]: least ifmap energy with p <= ps[i] and t <= ts[y]; where: which.
-    filled = np.zeros(len(ps) * width, bool)
-    filled[pi * width + ti] = True
-    index = np.where(filled, np.arange(filled.size), -1).reshape(len(ps), width)
-    best, where = grid, np.broadcast_to(index, grid.shape)
-    for axis in (1, 2):
-        best, where = _prefix_argmin(best, where, axis)
-    row = np.searchsorted(ps, p_limit, side="right") - 1
-    ok = row >= 0
-    col = np.searchsorted(ts, sets_limit // r)
-    total = np.full((k, len(q)), np.inf)
-    total[:, ok] = psum_energy[:, ok] + best[:, row[ok], col[ok]]
-    legal = np.isfinite(total[0])  # legality does not depend on the costing
-    if not legal.any():
-        return None
-    chosen = np.argmin(total, axis=1)
-    cell = where[np.arange(k), row[chosen], col[chosen]]
-    return (total[np.arange(k), chosen], int(legal.sum()),
-            (q[chosen], r[chosen], ps[cell // width], ts[cell % width]))
-
-
-def _prefix_argmin(best: np.ndarray, where: np.ndarray, axis: int,
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Running minimum along ``axis`` that also carries where each minimum came from.
-
-    A cell keeps its own origin unless an earlier cell is strictly lower (ties keep
-    the later cell, as a running strict comparison would).
-    """
-    running = np.minimum.accumulate(best, axis=axis)
-    shape = [1] * best.ndim
-    shape[axis] = best.shape[axis]
-    positions = np.arange(best.shape[axis]).reshape(shape)
-    last_own = np.maximum.accumulate(np.where(best == running, positions, 0), axis=axis)
-    return running, np.take_along_axis(where, last_own, axis=axis)
 
 
 def _unmappable(layer: Layer, hw: Hardware, storage: Storage) -> MappingError:
