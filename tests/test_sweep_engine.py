@@ -8,6 +8,7 @@ costing (`best_mapping`), counted and costed here.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -232,3 +233,17 @@ def test_outcomes_stream_in_grid_order_across_chunks():
     assert streamed == [evaluate_point(task) for task in tasks]
     # 12 costings of one shape and sizes, weighed 5 at a time: the same outcomes.
     assert SweepEngine(max_costings=5).evaluate(tasks) == streamed
+
+
+def test_points_of_other_dataflows_are_estimated_point_by_point():
+    layer = Layer("c", LayerKind.CONV, N=1, M=8, C=6, H=8, W=8, R=3, S=3, E=6, F=6)
+    tasks = [replace(task, dataflow=flow)
+             for task in grid_tasks(Workload("net", (layer,)), {"dram_energy": ["100", "200"]},
+                                    eyeriss(), Gating.EITHER)
+             for flow in ("row-stationary", "weight-stationary")]
+    found = SweepEngine().estimates(tasks)
+    assert [f is None for f in found] == [False, True, False, True]
+    outcomes = SweepEngine().evaluate(tasks)
+    assert outcomes == [evaluate_point(task) for task in tasks]
+    ws = estimate_workload(tasks[1].workload, tasks[1].hardware, dataflow="weight-stationary")
+    assert outcomes[1].totals == Totals.of(ws) != outcomes[0].totals
