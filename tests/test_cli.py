@@ -232,7 +232,7 @@ def test_compare_and_sweep_say_what_they_wrote(factory, tmp_path, capsys):
                  "--plot", str(sweep["svg"])]) == 0
     err = capsys.readouterr().err
     assert sorted(line for line in err.splitlines() if line.startswith("wrote ")) == sorted(
-        f"wrote {p}" for p in sweep.values())
+        f"wrote {p}" for p in [*sweep.values(), tmp_path / "s-latency.svg"])
     assert json.loads(sweep["json"].read_text())["network"] == "outnets:build"
 
 

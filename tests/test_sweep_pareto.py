@@ -9,7 +9,9 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nnjoules.energy.estimate import estimate_workload
 from nnjoules.energy.sweep import sweep
+from nnjoules.energy.workload import Precision
 from nnjoules.report.pareto import pareto_mask
 from nnjoules.report.sweep import OBJECTIVES
 from toy_reports import toy_workload
@@ -53,7 +55,7 @@ def test_pareto_mask_equals_brute_force(vectors):
 def test_sweep_marks_its_pareto_front_in_the_csv_table_and_plot():
     result = sweep(toy_workload(), {"glb_kb": ["4", "16", "108"], "pe_array": ["8x8", "12x14"],
                                     "bits": ["8", "16"]})
-    assert OBJECTIVES == ("energy_per_item", "onchip_bytes", "pes")
+    assert OBJECTIVES == ("energy_per_item", "latency_s", "onchip_bytes", "pes")
     vectors = []
     for point in result.points:
         rf = point.hardware.rf
@@ -61,7 +63,12 @@ def test_sweep_marks_its_pareto_front_in_the_csv_table_and_plot():
         storage = point.settings["glb_kb"] * 1024 + rows * cols * (
             rf.weights_bytes + rf.ifmaps_bytes + rf.psums_bytes)
         assert point.onchip_bytes == storage and point.pes == rows * cols
-        vectors.append((point.totals.energy, storage, rows * cols))
+        bits = point.settings["bits"]
+        direct = estimate_workload(toy_workload().with_precision(Precision(bits, bits, bits)),
+                                   point.hardware)
+        latency = direct.cycles() / 200e6  # eyeriss: 200 MHz
+        assert point.latency_s == latency
+        vectors.append((point.totals.energy, latency, storage, rows * cols))
     expected = [i for i, on in enumerate(brute_force_front(vectors)) if on]
     assert [p.index for p in result.pareto()] == expected
     assert 0 < len(expected) < len(result.points)  # a real trade-off, not all or nothing
@@ -69,8 +76,9 @@ def test_sweep_marks_its_pareto_front_in_the_csv_table_and_plot():
     assert {p.settings["bits"] for p in result.pareto()} == {8}
     rows = list(csv.DictReader(io.StringIO(result.to_csv())))
     assert [r["pareto"] for r in rows] == [str(i in expected) for i in range(len(rows))]
-    assert [int(r["onchip_bytes"]) for r in rows] == [v[1] for v in vectors]
-    assert [int(r["pes"]) for r in rows] == [v[2] for v in vectors]
+    assert [float(r["latency_s"]) for r in rows] == [v[1] for v in vectors]
+    assert [int(r["onchip_bytes"]) for r in rows] == [v[2] for v in vectors]
+    assert [int(r["pes"]) for r in rows] == [v[3] for v in vectors]
     table = result.to_table(width=200)
     marked = [int(line.split()[0]) for line in table.splitlines()
               if line.split() and line.split()[0].isdigit() and " yes " in line]

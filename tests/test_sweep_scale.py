@@ -134,7 +134,7 @@ def test_dask_cluster_gives_the_byte_identical_csv(tmp_path, capsys):
             "--quiet", "--chunk", "1"]
     assert main([*argv, "--csv", str(tmp_path / "local.csv")]) == 0
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:  # any free port
         assert len(cluster.workers) == 2
         assert main([*argv, "--csv", str(tmp_path / "dask.csv"), "--executor", "dask",
                      "--scheduler", cluster.scheduler_address]) == 0

@@ -58,6 +58,41 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
                         "paper's equal-area storage split [row-stationary]")
 
 
+def add_clock_option(parser: argparse.ArgumentParser) -> None:
+    """``--clock-mhz``: the core clock for latency, throughput and power."""
+    parser.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
+                        help="core clock for latency, throughput and power [the hardware's "
+                        "clock_mhz: 200 for eyeriss]")
+
+
+def with_clock(hardware: Hardware, clock_mhz: float | None) -> Hardware:
+    """``hardware`` at ``--clock-mhz`` (unchanged when None).
+
+    Raises:
+        InputError: ``--clock-mhz 0: must be a positive number of MHz, at most 1e+06``.
+    """
+    from dataclasses import replace
+
+    from nnjoules.commands.numbers import CLOCK, check_numbers
+
+    if clock_mhz is None:
+        return hardware
+    check_numbers(argparse.Namespace(clock_mhz=clock_mhz), CLOCK)
+    return replace(hardware, clock_mhz=clock_mhz)
+
+
+def check_dataflow_fits(hardware: Hardware, args: argparse.Namespace, source: str) -> None:
+    """Refuse, before any model is loaded, a hardware on which ``--dataflow`` cannot map
+    even one MAC at ``--bits`` (see `nnjoules.energy.dataflows.requirements`).
+
+    Raises:
+        HardwareFileError: names the hardware (and ``source``, a file) and its fields.
+    """
+    from nnjoules.energy.dataflows.requirements import check_dataflow_fits as check
+
+    check(hardware, args.dataflow, args.bits, source=source)
+
+
 def load_workload(spec: str, *, batch: int | None, input_shape: tuple[int, ...] | None, seed: int,
                   dense: bool, precision: Precision | None) -> Workload:
     """Extract the workload of the model ``spec`` once, at batch size ``batch``.

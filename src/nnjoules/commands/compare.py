@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cmp.add_argument("--hardware", action="append", default=None, metavar="NAME|FILE",
                      help="preset or YAML file; repeat to compare hardware [eyeriss]")
     common.add_workload_options(cmp)
+    common.add_clock_option(cmp)
     cmp.add_argument("--json", type=Path, default=None, metavar="PATH",
                      help="write the comparison (with every full report) as JSON [not written]")
     cmp.add_argument("--csv", type=Path, default=None, metavar="PATH",
@@ -57,7 +58,10 @@ def _run_compare(args: argparse.Namespace) -> int:
     common.check_output_file(args.json, "--json")
     common.check_output_file(args.csv, "--csv")
     common.check_plot_file(args.plot, "--plot")
-    hardware = [load_hardware(name) for name in hardware_names]  # fail early on bad files
+    hardware = [common.with_clock(load_hardware(name), args.clock_mhz)  # fail early
+                for name in hardware_names]
+    for hw, name in zip(hardware, hardware_names, strict=True):
+        common.check_dataflow_fits(hw, args, name)
     units = sorted({hw.unit.value for hw in hardware})
     if len(units) > 1:  # known from the files alone: say so before any model is loaded
         raise InputError(f"cannot compare energies in different units ({', '.join(units)}): "

@@ -7,7 +7,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from nnjoules.commands.common import add_workload_options, with_random_inputs_note
+from nnjoules.commands.common import (
+    add_clock_option,
+    add_workload_options,
+    check_dataflow_fits,
+    with_clock,
+    with_random_inputs_note,
+)
 from nnjoules.commands.options import check_input_size, densities_named, read_densities
 from nnjoules.errors import InputError
 
@@ -38,16 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     est.add_argument("--plot", type=Path, default=None, metavar="DIR",
                      help="also write the charts (PNG and SVG) into DIR, created if missing "
                      "[not written]")
-    est.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
-                     help="core clock for latency, throughput and power [the hardware's "
-                     "clock_mhz: 200 for eyeriss]")
+    add_clock_option(est)
     est.add_argument("--quiet", action="store_true", help="no table on stdout")
     est.set_defaults(run=_run_estimate)
 
 
 def _run_estimate(args: argparse.Namespace) -> int:
     from nnjoules.commands.common import check_output_file, check_output_folder
-    from nnjoules.commands.numbers import CLOCK, check_numbers
     from nnjoules.energy.estimate import estimate
     from nnjoules.energy.hardware.loading import load_hardware
     from nnjoules.models import load_model
@@ -56,10 +59,8 @@ def _run_estimate(args: argparse.Namespace) -> int:
     for option, path in (("--json", args.json), ("--csv", args.csv), ("--html", args.html)):
         check_output_file(path, option)
     check_output_folder(args.plot, "--plot")
-    check_numbers(args, CLOCK)
-    hardware = load_hardware(args.hardware)  # fail on a bad file before loading the model
-    if args.clock_mhz is not None:
-        hardware = replace(hardware, clock_mhz=args.clock_mhz)
+    hardware = with_clock(load_hardware(args.hardware), args.clock_mhz)  # before the model
+    check_dataflow_fits(hardware, args, args.hardware)
     densities = read_densities(args.densities) if args.densities else None
     loaded = load_model(args.model, seed=args.seed)
     example_inputs = None

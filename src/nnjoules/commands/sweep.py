@@ -4,8 +4,9 @@ Each model is extracted once (once per batch size when ``batch`` is swept); ever
 point re-maps it. Points run in chunks here, in ``--jobs`` local processes or on a Dask
 cluster (``--executor dask``); finished chunks stream to the CSV, so an interrupted sweep
 can be finished with ``--resume``. Writes one CSV (a ``network`` column tells the models
-apart, a ``pareto`` column marks each one's Pareto front), one table per model and one
-plot (a row of panels per model); a progress bar runs on stderr.
+apart, a ``pareto`` column marks each one's Pareto front), one table per model, one
+plot (a row of panels per model) and beside it the energy-latency chart (one panel per
+model); a progress bar runs on stderr.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from nnjoules.errors import InputError
 
 if TYPE_CHECKING:
     from nnjoules.report.sweep import Sweep
+
+
+# Parameters that change whether a layer can be mapped at all (storage, array, bits, flow).
+MAPPING_PARAMETERS = frozenset({"glb_kb", "pe_array", "rf_bytes", "rf_weights_bytes",
+                                "rf_ifmaps_bytes", "rf_psums_bytes", "dataflow", "bits",
+                                "weight_bits", "ifmap_bits", "ofmap_bits"})
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     swp.add_argument("--hardware", default="eyeriss",
                      help="base hardware: preset or YAML file [eyeriss]")
     common.add_workload_options(swp)
+    common.add_clock_option(swp)
     swp.add_argument("--jobs", type=_jobs, default=1, metavar="N",
                      help="worker processes (0: one per CPU) [1]")
     swp.add_argument("--executor", choices=("local", "dask"), default="local",
@@ -68,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help="CSV, one row per point and model [MODEL-sweep.csv; "
                      "MODEL1-MODEL2-sweep.csv for several]")
     swp.add_argument("--plot", type=Path, default=None, metavar="FILE",
-                     help="line plots, .png or .svg [the CSV's name, with .png]")
+                     help="line plots, .png or .svg; the energy-latency chart goes beside "
+                     "it, named FILE with -latency added [the CSV's name, with .png]")
     swp.add_argument("--json", type=Path, default=None, metavar="PATH",
                      help="also write the sweep as JSON [not written]")
     swp.add_argument("--quiet", action="store_true", help="no table on stdout")
@@ -101,7 +110,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     grid = parse_settings(args.settings)  # bad input fails before the model is loaded
     for option, value, swept in (("--bits", args.bits, ("bits", "weight_bits", "ifmap_bits",
                                                          "ofmap_bits")),
-                                 ("--batch", args.batch, ("batch",))):
+                                 ("--batch", args.batch, ("batch",)),
+                                 ("--clock-mhz", args.clock_mhz, ("clock_mhz",))):
         clash = [name for name in swept if name in grid]
         if value is not None and clash:
             raise InputError(f"{option} and --set {clash[0]}=... both set it: give one")
@@ -115,7 +125,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     common.check_output_file(csv_path, "--csv")
     common.check_plot_file(plot_path, "--plot")
     common.check_output_file(args.json, "--json")
-    hardware = load_hardware(args.hardware)
+    hardware = common.with_clock(load_hardware(args.hardware), args.clock_mhz)
+    if not set(grid) & MAPPING_PARAMETERS:  # else some points may map: each says why not
+        common.check_dataflow_fits(hardware, args, args.hardware)
 
     def source(model: str, name: str) -> Callable[[int], Workload]:
         def workload_at(batch: int) -> Workload:
@@ -151,6 +163,7 @@ def _write_outputs(args: argparse.Namespace, results: list[Sweep], csv_path: Pat
     from nnjoules.report.plots import save_figure
     from nnjoules.report.summary import write_text
     from nnjoules.report.sweep import plot_sweeps, sweeps_to_json
+    from nnjoules.report.sweep_latency import plot_sweeps_latency
 
     if not args.quiet:
         sys.stdout.write("\n".join(result.to_table() for result in results))
@@ -158,7 +171,9 @@ def _write_outputs(args: argparse.Namespace, results: list[Sweep], csv_path: Pat
     mapped = [result for result in results if result.ok_points()]
     if mapped:
         save_figure(plot_sweeps(mapped), plot_path)
-        written.append(plot_path)
+        latency_path = latency_plot_path(plot_path)
+        save_figure(plot_sweeps_latency(mapped), latency_path)
+        written += [plot_path, latency_path]
     if args.json is not None:
         text = results[0].to_json() if len(results) == 1 else sweeps_to_json(results)
         write_text(args.json, text + "\n")
@@ -170,6 +185,15 @@ def _write_outputs(args: argparse.Namespace, results: list[Sweep], csv_path: Pat
             print(f"nnjoules: error: no point of the sweep of {result.network} could be "
                   "mapped", file=sys.stderr)
     return 0 if len(mapped) == len(results) else 1
+
+
+def latency_plot_path(plot_path: Path) -> Path:
+    """Where the energy-latency chart goes: beside the sweep plot, ``-latency`` added.
+
+    >>> latency_plot_path(Path("out/alexnet-sweep.png")).as_posix()
+    'out/alexnet-sweep-latency.png'
+    """
+    return plot_path.with_name(f"{plot_path.stem}-latency{plot_path.suffix}")
 
 
 @contextmanager

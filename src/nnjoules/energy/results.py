@@ -249,6 +249,7 @@ def _sum_dicts(dicts: Any) -> dict[str, float]:
 
 LEVEL_KEYS = ("dram", "glb", "array", "rf", "mac")
 OPERAND_KEYS = ("weights", "ifmaps", "psums", "computation")
+BOUND_KEYS = tuple(b.value for b in Bound)  # compute, dram, glb
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,13 @@ class Totals:
         nonskipped_macs: MACs left after skipping those with a zero operand.
         weights: weights (matrix products count their second operand).
         nonzero_weights: weights that are not zero.
+        cycles: core cycles of all layers, one after another.
+        clock_mhz: the core clock the latency is at.
+        items: input items (the batch) the run is for; None when unknown.
+        bound_layers: layers bound by ``compute``, ``dram`` and ``glb``.
+
+    Time and power (`latency_s`, `throughput`, `power`, `power_mw`) follow from these as
+    in `nnjoules.energy.timing.NetworkTiming`.
     """
 
     unit: str
@@ -278,28 +286,78 @@ class Totals:
     nonskipped_macs: float
     weights: int
     nonzero_weights: float
+    cycles: int
+    clock_mhz: float
+    items: int | None
+    bound_layers: Mapping[str, int]
 
     @classmethod
     def of(cls, report: NetworkEstimate) -> Totals:
         """The totals of ``report``."""
+        timing = report.timing()
         return cls(unit=report.unit.value, energy=report.total(),
                    computation=report.computation(), data_movement=report.data_movement(),
                    by_level=report.by_level(), by_operand=report.by_operand(),
                    macs=report.macs(), nonskipped_macs=report.nonskipped_macs(),
-                   weights=report.weights(), nonzero_weights=report.nonzero_weights())
+                   weights=report.weights(), nonzero_weights=report.nonzero_weights(),
+                   cycles=timing.cycles, clock_mhz=timing.clock_mhz, items=timing.items,
+                   bound_layers=timing.bound_layers)
+
+    def timing(self) -> NetworkTiming:
+        """Latency, throughput and average power of these totals."""
+        return NetworkTiming(cycles=self.cycles, clock_mhz=self.clock_mhz, items=self.items,
+                             energy=self.energy, unit=EnergyUnit(self.unit),
+                             bound_layers=dict(self.bound_layers))
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds per batch (all ``items`` together) at ``clock_mhz``."""
+        return self.timing().latency_s
+
+    @property
+    def throughput(self) -> float | None:
+        """Inferences (input items) per second; None when the items are unknown."""
+        return self.timing().throughput
+
+    @property
+    def power(self) -> float:
+        """Average power, energy / latency, in `power_unit`."""
+        return self.timing().power
+
+    @property
+    def power_unit(self) -> str:
+        """``"pJ/s"`` or ``"normalized/s"`` (normalised units per second)."""
+        return f"{self.unit}/s"
+
+    @property
+    def power_mw(self) -> float | None:
+        """Average power in milliwatts; None when the energy unit is not absolute."""
+        return self.timing().power_mw
 
     @property
     def energy_per_mac(self) -> float:
         """Energy per dense MAC, in ``unit`` (0 when there are no MACs)."""
         return self.energy / self.macs if self.macs else 0.0
 
-    def columns(self) -> dict[str, float | int]:
-        """Flat, CSV-ready columns: energies, then counts (names as in the docs)."""
-        out: dict[str, float | int] = {
+    def columns(self) -> dict[str, Any]:
+        """Flat, CSV-ready columns: energies, counts, then time and power (names as in
+        ``docs/report-json.md``)."""
+        out: dict[str, Any] = {
             "energy": self.energy, "computation": self.computation,
             "data_movement": self.data_movement, "energy_per_mac": self.energy_per_mac}
         out |= {f"energy_{k}": self.by_level[k] for k in LEVEL_KEYS}
         out |= {f"energy_{k}": self.by_operand[k] for k in OPERAND_KEYS}
         out |= {"macs": self.macs, "nonskipped_macs": self.nonskipped_macs,
                 "weights": self.weights, "nonzero_weights": self.nonzero_weights}
-        return out
+        return out | self.time_columns()
+
+    def time_columns(self) -> dict[str, Any]:
+        """Flat, CSV-ready time and power columns (``throughput_per_s`` and ``items`` None
+        when the items are unknown; ``power_mw`` None unless the unit is pJ)."""
+        t = self.timing()
+        out: dict[str, Any] = {
+            "cycles": t.cycles, "clock_mhz": t.clock_mhz, "items": t.items,
+            "latency_s": t.latency_s, "throughput_per_s": t.throughput, "power": t.power,
+            "power_unit": self.power_unit, "power_mw": t.power_mw}
+        return out | {f"{bound}_bound_layers": self.bound_layers.get(bound, 0)
+                      for bound in BOUND_KEYS}

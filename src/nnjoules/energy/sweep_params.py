@@ -10,6 +10,8 @@ Example:
     ((32, 108), ((12, 14),))
     >>> apply_hardware(eyeriss(), {"glb_kb": 32}).glb.size_bytes  # 32 x 1024
     32768
+    >>> apply_hardware(eyeriss(), {"clock_mhz": parse_values("clock_mhz", ["400"])[0]}).clock_mhz
+    400.0
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 
 from nnjoules.energy.cost import Compression
 from nnjoules.energy.hardware.spec import (  # noqa: F401  (eyeriss: doctest)
+    MAX_BITS_PER_CYCLE,
+    MAX_CLOCK_MHZ,
     MAX_ENERGY,
     MAX_PES,
     MAX_SIZE_BYTES,
@@ -89,6 +93,16 @@ def _energy(value: object) -> float:
     if energy > MAX_ENERGY:
         raise ValueError(f"must be at most {MAX_ENERGY:g} (larger totals would overflow)")
     return energy
+
+
+def _rate(maximum: float) -> Callable[[object], float]:
+    """A parser of a positive, finite rate up to ``maximum`` (a clock or a bandwidth)."""
+    def parse(value: object) -> float:
+        rate = float(_number(value))
+        if rate > maximum:
+            raise ValueError(f"must be at most {maximum:g}")
+        return rate
+    return parse
 
 
 def _bits(value: object) -> int:
@@ -177,7 +191,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("ofmap_bits", "bit-width of ofmaps and psums", _bits),
     Parameter("batch", "batch size N", _positive_int),
     Parameter("compression", "DRAM compression of zeros", compression_of, numeric=False),
-    Parameter("dataflow", "dataflow: RS, WS, OS-A, OS-B, OS-C, NLR (or the full names)",
+    Parameter("dataflow", "dataflow: RS, WS, OS-A, OS-B, OS-C, NLR (or the full names), "
+              "systolic-ws, systolic-os",
               dataflow_of, numeric=False),
     Parameter("dram_energy", _HELP_ENERGY.format("DRAM"), _energy,
               change_hardware=lambda hw, v: replace(hw, dram=_cost(hw.dram, v))),
@@ -190,6 +205,14 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               change_hardware=_rf_energy),
     Parameter("mac_energy", "energy of one word_bits x word_bits MAC", _energy,
               change_hardware=lambda hw, v: replace(hw, mac=v)),
+    Parameter("clock_mhz", "core clock, MHz (latency, throughput and power; no energy)",
+              _rate(MAX_CLOCK_MHZ), change_hardware=lambda hw, v: replace(hw, clock_mhz=v)),
+    Parameter("dram_bandwidth", "DRAM bandwidth, bits per core cycle (reads and writes)",
+              _rate(MAX_BITS_PER_CYCLE),
+              change_hardware=lambda hw, v: replace(hw, dram_bits_per_cycle=v)),
+    Parameter("glb_bandwidth", "global buffer bandwidth, bits per core cycle",
+              _rate(MAX_BITS_PER_CYCLE),
+              change_hardware=lambda hw, v: replace(hw, glb_bits_per_cycle=v)),
     Parameter("rf_bytes", "unified register file per PE, bytes", _bytes,
               change_hardware=_rf_size("size_bytes")),
     Parameter("rf_weights_bytes", "weight scratch pad per PE, bytes", _bytes,
@@ -203,16 +226,21 @@ _PRECISION_FIELDS = ("weight_bits", "ifmap_bits", "ofmap_bits")  # as in `Precis
 
 
 def format_value(value: Any) -> str:
-    """A setting's value as written on the command line.
+    """A setting's value as written on the command line; a float keeps every digit, so
+    that the text reads back to the same value (a resumed sweep recomputes from it).
 
     >>> format_value((12, 14)), format_value(Compression.RLC), format_value(64)
     ('12x14', 'rlc', '64')
+    >>> format_value(200.0), format_value(19.2), format_value(123.4567891)
+    ('200', '19.2', '123.4567891')
     """
     if isinstance(value, tuple):
         return "x".join(str(v) for v in value)
     if isinstance(value, Compression):
         return value.value
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
 
 
 def parse_settings(texts: Sequence[str]) -> dict[str, tuple[Any, ...]]:

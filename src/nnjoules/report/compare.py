@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from nnjoules.energy.results import Totals
 from nnjoules.errors import InputError
 from nnjoules.report.summary import rows_to_csv, write_text
-from nnjoules.report.table import Column, render_table, si
+from nnjoules.report.table import Column, power_cell, power_header, render_table, seconds, si
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from nnjoules.energy.results import NetworkEstimate
 
 SCHEMA_VERSION = 1
-RATIO_KEYS = ("weights", "nonzero_weights", "macs", "nonskipped_macs", "energy")
+RATIO_KEYS = ("weights", "nonzero_weights", "macs", "nonskipped_macs", "energy", "latency_s")
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ class Comparison:
         return tuple(Totals.of(report) for report in self.reports)
 
     def ratios(self) -> list[dict[str, float | None]]:
-        """Per entry, weights, non-zero weights, MACs, non-skipped MACs and energy over the
-        first entry's (``None`` where the first entry's value is 0)."""
+        """Per entry, weights, non-zero weights, MACs, non-skipped MACs, energy and latency
+        over the first entry's (``None`` where the first entry's value is 0)."""
         totals = self.totals()
         first = totals[0]
         return [{key: _ratio(getattr(t, key), getattr(first, key)) for key in RATIO_KEYS}
@@ -137,11 +137,15 @@ class Comparison:
                                       ("energy", "energy", 0)):  # value and ratio together
             columns.append(col(f"{header} (x)", [f"{si(r[key])} {_times(r[f'{key}_ratio'])}"
                                                  for r in rows], priority))
-        columns += [col("E/MAC", [f"{r['energy_per_mac']:.2f}" for r in rows], 3),
+        columns += [col("latency (x)", [f"{seconds(r['latency_s'])} "
+                                        f"{_times(r['latency_s_ratio'])}" for r in rows], 1),
+                    col(power_header(self.unit), [power_cell(t) for t in self.totals()], 3),
+                    col("E/MAC", [f"{r['energy_per_mac']:.2f}" for r in rows], 3),
                     col("DRAM %", [_percent(r["energy_dram"], r["energy"]) for r in rows], 6),
                     col("data movement %", [_percent(r["data_movement"], r["energy"])
                                             for r in rows], 7)]
-        title = f"comparison (energy unit: {self.unit}; x = ratio to {self.labels[0]})"
+        title = (f"comparison (energy unit: {self.unit}; latency per batch; x = ratio to "
+                 f"{self.labels[0]})")
         return "\n".join(render_table(title, columns, width)) + "\n"
 
     def plot(self) -> Figure:

@@ -122,7 +122,8 @@ def _columns(total: float) -> tuple[Column, ...]:
         Column("d_ofmaps", "ofmap density", lambda item: item.layer.density.ofmaps, _fixed),
         Column("bits", "bits W/I/O", _bits_text, numeric=False),
         Column("mapping", "mapping m n e p q r t", _mapping_text, numeric=False),
-        Column("pes", "active PEs", lambda item: item.mapping.active_pes(item.layer)),
+        Column("pes", "active PEs",
+               lambda item: item.mapping.active_pes(item.mapped_as or item.layer)),
         Column("cycles", "cycles", lambda item: item.timing.cycles, si),
         Column("bound", "bound", lambda item: item.timing.bound.value, numeric=False),
     )

@@ -43,7 +43,7 @@ def layer_columns(item: LayerEstimate, network_total: float) -> dict[str, Any]:
     out |= {f"energy_{level.value}_{op.value}": energy.data[level, op]
             for level in LEVELS for op in OPERANDS}
     out |= {f"map_{k}": v for k, v in item.mapping.as_dict().items()}
-    out["active_pes"] = item.mapping.active_pes(layer)
+    out["active_pes"] = item.mapping.active_pes(item.mapped_as or layer)  # what it maps
     timing = item.timing.to_dict()
     out |= {"cycles": timing.pop("cycles"), "bound": timing.pop("bound")} | timing
     return out

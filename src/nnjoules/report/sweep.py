@@ -21,16 +21,26 @@ from nnjoules.energy.results import Totals
 from nnjoules.energy.sweep_params import PARAMETERS, format_value
 from nnjoules.report.pareto import pareto_mask
 from nnjoules.report.summary import rows_to_csv, write_text
-from nnjoules.report.table import Column, render_table, si, table_width, wrap
+from nnjoules.report.table import (
+    Column,
+    power_cell,
+    power_header,
+    render_table,
+    seconds,
+    si,
+    table_width,
+    wrap,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure, SubFigure
 
 SCHEMA_VERSION = 1
-# What the Pareto front trades off, all minimised (latency joins when the model has it).
-OBJECTIVES = ("energy_per_item", "onchip_bytes", "pes")
+# What the Pareto front trades off, all minimised: energy per inference, latency per batch
+# (the time a user waits), and the chip's size (storage and PEs).
+OBJECTIVES = ("energy_per_item", "latency_s", "onchip_bytes", "pes")
 MAX_LINES = 8  # more combinations of the other parameters: plot best, median and worst
-PARETO_LABEL = "Pareto front (energy, on-chip bytes, PEs)"
+PARETO_LABEL = "Pareto front (energy, latency, on-chip bytes, PEs)"
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,11 @@ class SweepPoint:
         return None if self.totals is None else self.totals.energy / self.batch
 
     @property
+    def latency_s(self) -> float | None:
+        """Seconds per batch at this point's clock, or None for a failed point."""
+        return None if self.totals is None else self.totals.latency_s
+
+    @property
     def pes(self) -> int:
         """Processing elements of this point's hardware."""
         return self.hardware.pe_array.num_pes
@@ -70,8 +85,10 @@ class SweepPoint:
 
     def objectives(self) -> tuple[float, ...] | None:
         """The values named by `OBJECTIVES` (all minimised), or None for a failed point."""
-        item = self.energy_per_item
-        return None if item is None else (item, self.onchip_bytes, self.pes)
+        item, latency = self.energy_per_item, self.latency_s
+        if item is None or latency is None:
+            return None
+        return (item, latency, self.onchip_bytes, self.pes)
 
 
 def onchip_bytes(hardware: Hardware) -> int:
@@ -123,7 +140,7 @@ class Sweep:
         """Grid indices of the points on the Pareto front of `OBJECTIVES`.
 
         A mapped point is on the front when no other mapped point is at least as good
-        in energy per item, on-chip bytes and PEs and strictly better in one.
+        in energy per item, latency, on-chip bytes and PEs and strictly better in one.
         """
         ok = [(p.index, p.objectives()) for p in self.points if p.totals is not None]
         mask = pareto_mask([vector for _, vector in ok if vector is not None])
@@ -134,10 +151,11 @@ class Sweep:
         return [p for p in self.points if p.index in self.pareto_indices]
 
     def columns(self) -> list[str]:
-        """The CSV header: the keys of every `row`, in order."""
-        return ["index", *self.names, "network", "hardware", "unit", "compression", "dataflow",
-                "batch", "pes", "onchip_bytes", *_total_columns(), "energy_per_item", "pareto",
-                "error"]
+        """The CSV header: the keys of every `row`, in order; a swept parameter's column
+        (e.g. ``batch``, ``clock_mhz``) comes once, after ``index``."""
+        fixed = ["network", "hardware", "unit", "compression", "dataflow", "batch", "pes",
+                 "onchip_bytes", *_total_columns(), "energy_per_item", "pareto", "error"]
+        return ["index", *self.names, *(c for c in fixed if c not in self.names)]
 
     def row(self, point: SweepPoint, *, pareto: bool | None) -> dict[str, Any]:
         """The CSV row of ``point``; ``pareto`` None leaves that cell empty (not known yet)."""
@@ -152,7 +170,8 @@ class Sweep:
             dict.fromkeys(_total_columns())
         row |= {"energy_per_item": point.energy_per_item,
                 "pareto": None if point.totals is None else pareto, "error": point.error}
-        return row
+        # A swept parameter's cell is its value as typed (the totals' clock_mhz is a float).
+        return row | {name: format_value(point.settings[name]) for name in self.names}
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per point (CSV form); totals are empty for a failed point."""
@@ -196,37 +215,41 @@ class Sweep:
         best = self.best()
         lowest = best.energy_per_item if best is not None else None
         per_item = "batch" in self.names or self.batch != 1
+        power = power_header(self.unit)
         cells: dict[str, list[str]] = {k: [] for k in ("#", *self.names, "energy", "per item",
-                                                       "x best", "Pareto", "E/MAC",
-                                                       "DRAM %")}
+                                                       "x best", "latency", power, "Pareto",
+                                                       "E/MAC", "DRAM %")}
         front = self.pareto_indices
         for point in self.points:
             cells["#"].append(str(point.index))
             for name in self.names:
                 cells[name].append(format_value(point.settings[name]))
             if point.totals is None:
-                for key, text in (("energy", "no mapping"), ("per item", ""), ("x best", ""),
-                                  ("Pareto", ""), ("E/MAC", ""), ("DRAM %", "")):
-                    cells[key].append(text)
+                for key in cells:
+                    if key != "#" and key not in self.names:
+                        cells[key].append("no mapping" if key == "energy" else "")
                 continue
             item = point.energy_per_item or 0.0
             ratio = item / lowest if lowest else 0.0
             cells["energy"].append(si(point.totals.energy))
             cells["per item"].append(si(item))
             cells["x best"].append(f"{ratio:.2f}{' *' if point is best else ''}")
+            cells["latency"].append(seconds(point.totals.latency_s))
+            cells[power].append(power_cell(point.totals))
             cells["Pareto"].append("yes" if point.index in front else "")
             cells["E/MAC"].append(f"{point.totals.energy_per_mac:.2f}")
             cells["DRAM %"].append(_percent(point.totals.by_level["dram"],
                                             point.totals.energy))
-        priorities = {"energy": 0, "per item": 1, "x best": 1, "Pareto": 2, "E/MAC": 3,
-                      "DRAM %": 4}
+        priorities = {"energy": 0, "per item": 1, "x best": 1, "latency": 1, power: 3,
+                      "Pareto": 2, "E/MAC": 4, "DRAM %": 5}
         columns = [Column(key, tuple(texts), priorities.get(key, 0), left=key in self.names)
                    for key, texts in cells.items() if key != "per item" or per_item]
         size = table_width(width)
         count = len(self.points)
         flow = "" if self.dataflow == "row-stationary" else f" ({self.dataflow})"
         title = (f"{self.network} on {self.base_hardware.name}{flow}: sweep of {count} "
-                 f"point{'s' if count != 1 else ''} (energy unit: {self.unit})")
+                 f"point{'s' if count != 1 else ''} (energy unit: {self.unit}; latency per "
+                 "batch)")
         lines = render_table(title, columns, size)
         for point in self.points:
             if point.error is not None:
@@ -237,6 +260,13 @@ class Sweep:
         """Energy per item against each parameter, one panel per parameter; points on
         the Pareto front ringed (see `plot_sweeps`)."""
         return plot_sweeps([self])
+
+    def plot_latency(self) -> Figure:
+        """Energy per item against latency per batch, every mapped point; the Pareto front
+        ringed (see `nnjoules.report.sweep_latency`)."""
+        from nnjoules.report.sweep_latency import plot_sweeps_latency
+
+        return plot_sweeps_latency([self])
 
 
 def sweeps_to_json(sweeps: Sequence[Sweep]) -> str:
@@ -254,10 +284,11 @@ def _percent(part: float, whole: float) -> str:
 
 
 def _total_columns() -> list[str]:
-    zero = Totals(unit="", energy=0.0, computation=0.0, data_movement=0.0,
+    zero = Totals(unit="normalized", energy=0.0, computation=0.0, data_movement=0.0,
                   by_level=dict.fromkeys(("dram", "glb", "array", "rf", "mac"), 0.0),
                   by_operand=dict.fromkeys(("weights", "ifmaps", "psums", "computation"), 0.0),
-                  macs=0, nonskipped_macs=0.0, weights=0, nonzero_weights=0.0)
+                  macs=0, nonskipped_macs=0.0, weights=0, nonzero_weights=0.0, cycles=1,
+                  clock_mhz=1.0, items=1, bound_layers={})
     return list(zero.columns())
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nnjoules.energy.results import LEVEL_KEYS, OPERAND_KEYS, Totals
+from nnjoules.energy.results import BOUND_KEYS, LEVEL_KEYS, OPERAND_KEYS, Totals
 from nnjoules.errors import InputError
 from nnjoules.report.summary import rows_to_csv, write_text
 
@@ -87,8 +87,12 @@ def read_partial(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
 def totals_of_row(row: Mapping[str, str]) -> Totals | None:
     """The totals written in a CSV row, or None for a point that did not map.
 
+    Time and power are recomputed from ``cycles``, ``clock_mhz`` and ``items`` (the same
+    arithmetic, so the row is written back byte for byte).
+
     Raises:
         ValueError: a cell that is not a number.
+        KeyError: a column is missing.
     """
     if row["energy"] == "":
         return None
@@ -98,7 +102,10 @@ def totals_of_row(row: Mapping[str, str]) -> Totals | None:
                   by_level={k: _number(row[f"energy_{k}"]) for k in LEVEL_KEYS},
                   by_operand={k: _number(row[f"energy_{k}"]) for k in OPERAND_KEYS},
                   macs=int(row["macs"]), nonskipped_macs=_number(row["nonskipped_macs"]),
-                  weights=int(row["weights"]), nonzero_weights=_number(row["nonzero_weights"]))
+                  weights=int(row["weights"]), nonzero_weights=_number(row["nonzero_weights"]),
+                  cycles=int(row["cycles"]), clock_mhz=_number(row["clock_mhz"]),
+                  items=int(row["items"]) if row["items"] else None,
+                  bound_layers={k: int(row[f"{k}_bound_layers"]) for k in BOUND_KEYS})
 
 
 def _number(text: str) -> Any:

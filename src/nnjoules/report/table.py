@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nnjoules.energy.results import LayerEstimate, NetworkEstimate
+    from nnjoules.energy.results import LayerEstimate, NetworkEstimate, Totals
     from nnjoules.energy.workload import Layer
 
 DEFAULT_WIDTH = 100  # characters, when stdout is not a terminal and $COLUMNS is unset
@@ -271,6 +271,18 @@ def seconds(value: float) -> str:
         if value >= factor:
             return f"{value / factor:.4g} {suffix}"
     return f"{value / 1e-9:.4g} ns"
+
+
+def power_cell(totals: Totals) -> str:
+    """Average power for a table cell: ``"278 mW"`` in a pJ unit, else ``"5.79G"`` (the
+    column header states the normalised unit per second)."""
+    mw = totals.power_mw
+    return f"{mw:.4g} mW" if mw is not None else si(totals.power)
+
+
+def power_header(unit: str) -> str:
+    """The header of a `power_cell` column: ``"power"``, with the unit when not absolute."""
+    return "power" if unit == "pJ" else f"power ({unit}/s)"
 
 
 def time_text(report: NetworkEstimate) -> str:
