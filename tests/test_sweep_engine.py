@@ -50,6 +50,8 @@ GRID_VALUES = {
     "rf_energy": ["0", "1", "3"],
     "mac_energy": ["0.5", "1"],
     "compression": ["none", "significance-map", "rlc"],
+    "clock_mhz": ["100", "200"],
+    "dram_bandwidth": ["8", "64"],
 }
 
 
