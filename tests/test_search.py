@@ -10,9 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of
+from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of, unit_energies
 from nnjoules.energy.dataflows.base import lower_to_fc
-from nnjoules.energy.dataflows.row_stationary.access import compulsory_dram, count_accesses
+from nnjoules.energy.dataflows.row_stationary.access import (
+    channel_terms,
+    compulsory_dram,
+    count_accesses,
+)
 from nnjoules.energy.dataflows.row_stationary.mapping import (
     Mapping,
     ceil_div,
@@ -20,7 +24,13 @@ from nnjoules.energy.dataflows.row_stationary.mapping import (
     rf_bits,
     violations,
 )
-from nnjoules.energy.dataflows.row_stationary.search import best_mapping
+from nnjoules.energy.dataflows.row_stationary.search import (
+    StackedUnits,
+    _floors,
+    best_mapping,
+    candidate_pairs,
+    part_energy,
+)
 from nnjoules.energy.footprint import Storage
 from nnjoules.energy.hardware import (
     AccessCost,
@@ -299,3 +309,25 @@ def test_lowered_patch_layer_forgets_the_row_peak():
 def test_row_peak_below_the_mean_is_refused():
     with pytest.raises(ValueError, match="weights_row_peak=0.2 is below weights=0.3"):
         Density(weights=0.3, weights_row_peak=0.2)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(layer=small_layers(), unified=st.booleans(),
+       compression=st.sampled_from(list(Compression)))
+def test_the_floor_of_each_strip_is_below_every_legal_mapping_with_it(
+        layer: Layer, unified: bool, compression: Compression):
+    # The search skips an (n, e) whose floor exceeds the best energy found: the floor
+    # must never exceed the data energy of a legal mapping with that n and e.
+    hw = tiny_hardware(unified=unified)
+    units = StackedUnits.of([unit_energies(layer, hw, compression)])
+    # the pairs the search bounds over
+    q, r, p, t, _ = candidate_pairs(layer, hw, Storage.of(compression, Gating.EITHER,
+                                                         CompressionLevels.DRAM))
+    if len(p) == 0 or len(q) == 0:
+        return
+    psum = part_energy(channel_terms(layer, q=q, r=r), units, len(q))
+    strips = [(n, e) for n in range(1, layer.N + 1) for e in range(1, layer.E + 1)]
+    floors = dict(zip(strips, _floors(layer, units, strips, psum, (p, t))[:, 0], strict=True))
+    for mp in all_mappings(layer):
+        if not violations(layer, mp, hw):
+            assert floors[mp.n, mp.e] <= data_energy(layer, mp, hw, compression) * (1 + 1e-12)

@@ -298,12 +298,25 @@ def energy_of(counts: AccessCounts, layer: Layer, hw: Hardware,
     613.0
     """
     units = unit_energies(layer, hw, compression, gating, levels)
-    data: dict[UnitKey, float] = {}
-    for level in LEVELS:
-        for operand in OPERANDS:
-            key = (level, operand)
-            data[key] = (counts.read(level, operand) * units.read[key]
-                         + counts.write(level, operand) * units.write[key])
+    return energy_from_units(counts, layer, hw, units, gating)
+
+
+_KEYS = tuple((level, operand) for level in LEVELS for operand in OPERANDS)
+
+
+def energy_from_units(counts: AccessCounts, layer: Layer, hw: Hardware, units: UnitEnergies,
+                      gating: Gating = Gating.EITHER) -> EnergyBreakdown:
+    """`energy_of` with the per-access energies already worked out (sweeps share them).
+
+    ``units`` must be `unit_energies` of ``layer`` on ``hw`` under the same rules.
+
+    Raises:
+        InputError: the energy is not a finite number.
+    """
+    reads, writes = counts.reads, counts.writes
+    data: dict[UnitKey, float] = {
+        key: reads.get(key, 0) * units.read[key] + writes.get(key, 0) * units.write[key]
+        for key in _KEYS}
     nonskipped = counts.macs * executed_fraction(layer, gating)
     computation = nonskipped * units.mac
     if not math.isfinite(computation + sum(data.values())):  # never report inf or NaN

@@ -7,14 +7,20 @@ from collections.abc import Mapping as MappingABC
 from pathlib import Path
 from typing import Any
 
-from nnjoules.energy.cost import Compression, CompressionLevels, Gating, energy_of, parse_rule
+from nnjoules.energy.cost import (
+    Compression,
+    CompressionLevels,
+    Gating,
+    energy_of,
+    parse_rule,
+)
 from nnjoules.energy.dataflows import DEFAULT_DATAFLOW, get_dataflow
 from nnjoules.energy.dataflows.base import Dataflow, DataflowMapping, lower_to_fc
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.results import LayerEstimate
 from nnjoules.energy.timing import layer_timing
 from nnjoules.energy.workload import Density, Layer, Precision, Workload
-from nnjoules.errors import InputError
+from nnjoules.errors import InputError, MappingError
 from nnjoules.report.energy_report import EnergyReport
 
 ModelLike = Any  # nn.Module | str | Path | Workload (torch is imported only when needed)
@@ -113,13 +119,13 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
     # Repeated blocks (ViT's encoder layers, ResNet's bottlenecks) often repeat a layer
     # exactly; the search depends on nothing but these, so it runs once for each.
     searched: dict[tuple[object, ...], tuple[DataflowMapping, bool]] = {}
+    rules = (compression, gating, compression_levels)
     for layer in workload.layers:
         if progress is not None:
             progress(layer)
         key = (layer.shape_key, layer.density)
         if key not in searched:
-            found = flow.best_mapping(layer, hw, compression, gating, compression_levels)
-            searched[key] = (found.mapping, found.mapped is not layer)
+            searched |= _search_shape(flow, workload, layer, hw, rules, searched)
         mapping, lowered = searched[key]
         mapped = lower_to_fc(layer) if lowered else layer
         assert mapped is not None  # lowered only when lower_to_fc applies
@@ -133,6 +139,37 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
     return EnergyReport(workload=workload, hardware=hw, compression=compression,
                         layers=tuple(results), gating=gating,
                         compression_levels=compression_levels, dataflow=flow.name)
+
+
+def _search_shape(flow: Dataflow, workload: Workload, layer: Layer, hw: Hardware,
+                  rules: tuple[Compression, Gating, CompressionLevels],
+                  searched: MappingABC[tuple[object, ...], object],
+                  ) -> dict[tuple[object, ...], tuple[DataflowMapping, bool]]:
+    """Mappings of ``layer`` and of every later layer of its shape not yet searched.
+
+    Layers of one shape differ only in densities, which mostly only weigh the
+    candidates: a dataflow that can (``best_mappings``) searches them together, with the
+    result of searching each alone.
+
+    Raises:
+        MappingError: ``layer`` fits no mapping (the message names it).
+    """
+    batched = getattr(flow, "best_mappings", None)
+    if batched is None:
+        found = flow.best_mapping(layer, hw, *rules)
+        return {(layer.shape_key, layer.density): (found.mapping, found.mapped is not layer)}
+    same: dict[tuple[object, ...], Layer] = {}
+    for other in workload.layers:
+        key = (other.shape_key, other.density)
+        if other.shape_key == layer.shape_key and key not in searched:
+            same.setdefault(key, other)
+    try:
+        results = batched(list(same.values()), hw, *rules)
+    except MappingError:  # some layer of the shape fits no mapping: which one comes first
+        found = flow.best_mapping(layer, hw, *rules)
+        return {(layer.shape_key, layer.density): (found.mapping, found.mapped is not layer)}
+    return {key: (found.mapping, found.mapped is not other)
+            for (key, other), found in zip(same.items(), results, strict=True)}
 
 
 def _workload(model: ModelLike, example_inputs: Any, *, batch: int | None,

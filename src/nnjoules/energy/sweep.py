@@ -34,15 +34,18 @@ Example: a global buffer of 32 kB against 108 kB on one small layer.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.cost import Compression, CompressionLevels, Gating, parse_rule
 from nnjoules.energy.dataflows import DEFAULT_DATAFLOW, canonical_name
 from nnjoules.energy.hardware import Hardware
-from nnjoules.energy.results import Totals
+from nnjoules.energy.sweep_engine import CHUNK_POINTS as CHUNK_POINTS
+from nnjoules.energy.sweep_engine import PointOutcome as PointOutcome
+from nnjoules.energy.sweep_engine import PointTask as PointTask
+from nnjoules.energy.sweep_engine import SweepEngine
+from nnjoules.energy.sweep_engine import evaluate_point as evaluate_point
 from nnjoules.energy.sweep_params import PARAMETERS as PARAMETERS
 from nnjoules.energy.sweep_params import (
     apply_hardware,
@@ -53,49 +56,28 @@ from nnjoules.energy.sweep_params import (
 from nnjoules.energy.sweep_params import format_value as format_value
 from nnjoules.energy.sweep_params import parse_settings as parse_settings
 from nnjoules.energy.workload import Workload
-from nnjoules.errors import InputError, MappingError
+from nnjoules.errors import InputError
 
 if TYPE_CHECKING:
     from nnjoules.report.sweep import Sweep
 
-__all__ = ["PARAMETERS", "PointOutcome", "PointTask", "evaluate_point", "format_value",
-           "parse_settings", "run_points", "sweep"]
+__all__ = ["PARAMETERS", "PointOutcome", "PointTask", "evaluate_point", "evaluate_points",
+           "format_value", "iter_outcomes", "parse_settings", "run_points", "sweep"]
+# Settings that change the workload's bit-widths (applied by `apply_precision`).
+PRECISION_PARAMETERS = ("bits", "weight_bits", "ifmap_bits", "ofmap_bits")
 
 
-@dataclass(frozen=True)
-class PointTask:
-    """One grid point, ready to evaluate in any process."""
-
-    index: int
-    workload: Workload
-    hardware: Hardware
-    compression: Compression
-    gating: Gating = Gating.EITHER
-    compression_levels: CompressionLevels = CompressionLevels.DRAM
-    dataflow: str = DEFAULT_DATAFLOW
+def iter_outcomes(tasks: Iterable[PointTask]) -> Iterator[PointOutcome]:
+    """The outcome of every task, in order, as each chunk of points is done (streams)."""
+    return SweepEngine().outcomes(tasks)
 
 
-@dataclass(frozen=True)
-class PointOutcome:
-    """The totals of one grid point, or why no mapping fits it."""
+def evaluate_points(tasks: Sequence[PointTask]) -> list[PointOutcome]:
+    """The outcomes of ``tasks``, in order, evaluated together (top level, for workers).
 
-    index: int
-    totals: Totals | None
-    error: str | None
-
-
-def evaluate_point(task: PointTask) -> PointOutcome:
-    """Estimate one grid point (top level, so worker processes can run it)."""
-    from nnjoules.energy.estimate import estimate_workload
-
-    try:
-        report = estimate_workload(task.workload, task.hardware, compression=task.compression,
-                                   gating=task.gating,
-                                   compression_levels=task.compression_levels,
-                                   dataflow=task.dataflow)
-    except MappingError as err:
-        return PointOutcome(task.index, None, str(err))
-    return PointOutcome(task.index, Totals.of(report), None)
+    Each equals `evaluate_point` of its task.
+    """
+    return SweepEngine().evaluate(tasks)
 
 
 WorkloadSource = Workload | Callable[[int], Workload]
@@ -155,10 +137,16 @@ def sweep(workload: WorkloadSource, grid: Mapping[str, Sequence[Any]], *,
                            batch_swept="batch" in parsed)
     gating = parse_rule(Gating, gating, "gating")
     levels = parse_rule(CompressionLevels, compression_levels, "compression levels")
-    tasks = [PointTask(index, apply_precision(workloads[b], settings), hw,
-                       settings.get("compression", base_compression), gating, levels,
-                       settings.get("dataflow", dataflow))
-             for index, (settings, hw, b) in enumerate(points)]
+    # Points at the same batch and bit-widths share one workload (memory stays flat).
+    at_precision: dict[tuple[object, ...], Workload] = {}
+    tasks = []
+    for index, (settings, hw, b) in enumerate(points):
+        key = (b, *(settings.get(name) for name in PRECISION_PARAMETERS))
+        if key not in at_precision:
+            at_precision[key] = apply_precision(workloads[b], settings)
+        tasks.append(PointTask(index, at_precision[key], hw,
+                               settings.get("compression", base_compression), gating, levels,
+                               settings.get("dataflow", dataflow)))
     outcomes = run_points(tasks, jobs=jobs, progress=progress)
     name = next(iter(workloads.values())).name
     return Sweep(network=name, base_hardware=base, compression=base_compression,
@@ -187,12 +175,16 @@ def _workloads(source: WorkloadSource, batches: Sequence[int], *,
 
 def run_points(tasks: Sequence[PointTask], *, jobs: int,
                progress: Callable[[int, int], None] | None = None) -> list[PointOutcome]:
-    """Evaluate ``tasks``, in ``jobs`` processes when > 1; outcomes in task order."""
+    """Evaluate ``tasks``, in ``jobs`` processes when > 1; outcomes in task order.
+
+    Each outcome equals `evaluate_point` of its task; the points are evaluated together
+    (see :mod:`nnjoules.energy.sweep_engine`), in chunks of ``CHUNK_POINTS`` per process.
+    """
     total = len(tasks)
     if jobs == 1 or total <= 1:
         outcomes = []
-        for task in tasks:
-            outcomes.append(evaluate_point(task))
+        for outcome in iter_outcomes(tasks):
+            outcomes.append(outcome)
             if progress is not None:
                 progress(len(outcomes), total)
         return outcomes
@@ -202,14 +194,17 @@ def run_points(tasks: Sequence[PointTask], *, jobs: int,
     # spawn: workers never inherit torch's threads (fork after threads can deadlock).
     context = multiprocessing.get_context("spawn")
     found: dict[int, PointOutcome] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=context) as pool:
-        futures = [pool.submit(evaluate_point, task) for task in tasks]
+    # Chunks small enough to keep every worker busy, large enough to share work.
+    size = max(1, min(CHUNK_POINTS, -(-total // (4 * jobs))))
+    chunks = [tasks[i:i + size] for i in range(0, total, size)]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=context) as pool:
+        futures = [pool.submit(evaluate_points, chunk) for chunk in chunks]
         try:
             for future in as_completed(futures):
-                outcome = future.result()
-                found[outcome.index] = outcome
-                if progress is not None:
-                    progress(len(found), total)
+                for outcome in future.result():
+                    found[outcome.index] = outcome
+                    if progress is not None:
+                        progress(len(found), total)
         except BaseException:
             for future in futures:
                 future.cancel()

@@ -23,8 +23,8 @@ mapping of small layers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
@@ -49,7 +49,14 @@ from nnjoules.energy.dataflows.row_stationary.mapping import (
     rf_violations,
     violations,
 )
-from nnjoules.energy.footprint import Storage, ifmap_tile_bits, weight_tile_bits
+from nnjoules.energy.dataflows.row_stationary.selection import (
+    StackedUnits,
+    best_single_chunk,
+    part_energy,
+    ragged_join,
+    undominated,
+)
+from nnjoules.energy.footprint import Storage, ifmap_tile_bits, weight_tile_bits, worst_row_nonzeros
 from nnjoules.energy.hardware import Hardware, Level
 from nnjoules.energy.workload import Layer, Operand
 from nnjoules.errors import MappingError
@@ -85,22 +92,6 @@ def _pairs(total: int, inner_limit: int, outer_limit: int) -> tuple[np.ndarray, 
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _ragged_join(bounds: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i, j) with sorted_keys[j] <= bounds[i] (keys sorted ascending)."""
-    lengths = np.searchsorted(sorted_keys, bounds, side="right")
-    left = np.repeat(np.arange(len(bounds)), lengths)
-    starts = np.cumsum(lengths) - lengths
-    right = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
-    return left, right
-
-
-def _energy(terms: tuple[dict, dict], units: UnitEnergies) -> Any:
-    """Energy of a part of the access terms (ints or arrays) under ``units``."""
-    reads, writes = terms
-    return (sum(count * units.read[key] for key, count in reads.items())
-            + sum(count * units.write[key] for key, count in writes.items()))
-
-
 def best_mapping(layer: Layer, hw: Hardware,
                  compression: Compression = Compression.SIGNIFICANCE_MAP,
                  gating: Gating = Gating.EITHER,
@@ -120,45 +111,125 @@ def best_mapping(layer: Layer, hw: Hardware,
         MappingError: no mapping is legal; the message names the layer and the
             constraint that even the smallest mapping breaks.
     """
-    storage = Storage.of(compression, gating, levels)
+    units = unit_energies(layer, hw, compression, gating, levels)
+    return best_mappings(layer, hw, [units], Storage.of(compression, gating, levels))[0]
+
+
+def legality_key(layer: Layer, storage: Storage) -> tuple[object, ...]:
+    """What of ``layer`` decides which mappings are legal under ``storage``: its shape and
+    bit-widths, and, where weights are kept compressed, its densest filter row (and
+    whether it has weights at all, which sets the row peak of its FC lowering)."""
+    if not any(op is Operand.WEIGHTS for _, op in storage.compressed):
+        return (layer.shape_key, None)
+    return (layer.shape_key, worst_row_nonzeros(layer), layer.density.weights > 0)
+
+
+def best_mappings(layer: Layer, hw: Hardware, units: Sequence[UnitEnergies],
+                  storage: Storage) -> list[SearchResult]:
+    """`best_mapping` of ``layer``'s shape on ``hw`` under each costing of ``units``.
+
+    The candidates and their access counts depend on the layer's `legality_key` under
+    ``storage`` and on the hardware's sizes alone; the costings (from `unit_energies` of
+    layers with this key, possibly with other densities, on hardware with these sizes
+    and any costs, under rules whose `Storage.of` is ``storage``) only weigh them. One
+    pass enumerates the candidates and weighs all costings at once; result k is exactly
+    ``best_mapping`` under ``units[k]``. Lowering to FC keeps precision and densities, so
+    the costings hold for the lowered layer too.
+
+    Raises:
+        MappingError: no mapping is legal (for any costing: legality ignores costs).
+    """
+    stacked = StackedUnits.of(units)
     try:
-        return _search(layer, hw, unit_energies(layer, hw, compression, gating, levels), storage)
+        return _search(layer, hw, stacked, storage)
     except MappingError:
         lowered = lower_to_fc(layer)
         if lowered is None:
             raise
-        return _search(lowered, hw, unit_energies(lowered, hw, compression, gating, levels),
-                       storage)
+        return _search(lowered, hw, stacked, storage)
 
 
-def _search(layer: Layer, hw: Hardware, units: UnitEnergies, storage: Storage) -> SearchResult:
+def _search(layer: Layer, hw: Hardware, units: StackedUnits,
+            storage: Storage) -> list[SearchResult]:
+    q, r, p, t, p_limit = candidate_pairs(layer, hw, storage)
+    if len(q) == 0 or len(p) == 0:
+        raise _unmappable(layer, hw, storage)
+    psum_energy = part_energy(channel_terms(layer, q=q, r=r), units, len(q))
+    strips = [(int(n), int(e)) for n in _candidates(layer.N) for e in _candidates(layer.E)]
+    floors = _floors(layer, units, strips, psum_energy, (p, t))
+    best_energy = np.full(units.k, np.inf)
+    best_pes = np.zeros(units.k, np.int64)
+    best_at = np.zeros(units.k, np.int64)  # which (n, e): ties keep the earlier one
+    best_vars = np.zeros((units.k, 7), np.int64)  # m n e p q r t, as in `Mapping`
+    evaluated = 0
+    # Most promising (n, e) first, so that the floors rule out the rest early.
+    for at in np.argsort(floors[:, 0], kind="stable"):
+        if np.all(floors[at] > best_energy * (1 + _MARGIN)):
+            continue  # costs more than the best so far under every costing
+        n, e = strips[at]
+        found = _best_for(layer, hw, (units, storage, p_limit), n, e, (q, r, psum_energy),
+                          (p, t))
+        if found is None:
+            continue
+        energy, pes, count, variables = found
+        # Lowest energy, then most active PEs, then the earlier (n, e).
+        better = (energy < best_energy) | ((energy == best_energy) & (
+            (pes > best_pes) | ((pes == best_pes) & (at < best_at))))
+        if evaluated == 0:
+            better[:] = True
+        evaluated += count
+        best_energy = np.where(better, energy, best_energy)
+        best_pes = np.where(better, pes, best_pes)
+        best_at = np.where(better, at, best_at)
+        best_vars = np.where(better[:, None], variables, best_vars)
+    if evaluated == 0:
+        raise _unmappable(layer, hw, storage)
+    return [SearchResult(mapping=Mapping(*(int(v) for v in variables)), energy=float(energy),
+                         candidates=evaluated, mapped=layer)
+            for energy, variables in zip(best_energy, best_vars, strict=True)]
+
+
+# Relative slack on the floors: they add the same non-negative terms as the energies but
+# in another order, so may round a few ulps (1e-16 each) above them.
+_MARGIN = 1e-9
+
+
+def _floors(layer: Layer, units: StackedUnits, strips: list[tuple[int, int]],
+            psum_energy: np.ndarray, filters: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A lower bound on the energy of every mapping with each (n, e): shape (strips, K).
+
+    The (n, e) terms, plus the cheapest channel split and the cheapest filter split of
+    all (legal with this (n, e) or not) and a single filter chunk.
+    """
+    psum_floor = psum_energy.min(axis=1)
+    ifmap_floor = {e: part_energy(filter_terms(layer, e=e, m=layer.M, p=filters[0], t=filters[1]),
+                              units, len(filters[0])).min(axis=1)
+                   for e in {e for _, e in strips}}
+    n, e = (np.array(v, dtype=np.int64) for v in zip(*strips, strict=True))
+    fixed = part_energy(batch_strip_terms(layer, n=n, e=e), units, len(strips))
+    return (fixed + psum_floor[:, None]
+            + np.stack([ifmap_floor[int(v)] for v in e], axis=1)).T
+
+
+def candidate_pairs(layer: Layer, hw: Hardware, storage: Storage,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (q, r) and (p, t) candidates the RF and the array admit, and p_limit[q].
+
+    p_limit[q] is the largest p the RF admits beside q channels (0: q itself does not
+    fit). Empty pairs when no mapping can fit.
+    """
     qs = _candidates(layer.C)
     p_limits = _p_limits(layer, hw, storage, qs)
-    # p_limit[q]: the largest p the RF admits beside q channels (0: q itself does not fit)
     p_limit = np.zeros(layer.C + 1, dtype=np.int64)
     p_limit[qs] = p_limits
     q_max = int(qs[p_limits >= 1].max()) if (p_limits >= 1).any() else 0
     pe_limit = hw.pe_array.num_pes // layer.R
+    if pe_limit < 1:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty, empty, p_limit
     q, r = _pairs(layer.C, q_max, pe_limit)
     p, t = _pairs(layer.M, int(p_limit[1]), pe_limit)
-    if len(q) == 0 or len(p) == 0 or pe_limit < 1:
-        raise _unmappable(layer, hw, storage)
-    psum_energy = _energy(channel_terms(layer, q=q, r=r), units)
-    best: tuple[float, int, Mapping] | None = None
-    evaluated = 0
-    for n in _candidates(layer.N):
-        for e in _candidates(layer.E):
-            found = _best_for(layer, hw, (units, storage, p_limit), int(n), int(e),
-                              (q, r, psum_energy), (p, t))
-            if found is None:
-                continue
-            energy, pes, count, mapping = found
-            evaluated += count
-            if best is None or (energy, -pes) < (best[0], -best[1]):
-                best = (energy, pes, mapping)
-    if best is None:
-        raise _unmappable(layer, hw, storage)
-    return SearchResult(mapping=best[2], energy=best[0], candidates=evaluated, mapped=layer)
+    return q, r, p, t, p_limit
 
 
 def _p_limits(layer: Layer, hw: Hardware, storage: Storage, qs: np.ndarray) -> np.ndarray:
@@ -181,23 +252,29 @@ def _p_limits(layer: Layer, hw: Hardware, storage: Storage, qs: np.ndarray) -> n
     return np.asarray(fits.sum(axis=1), dtype=np.int64)
 
 
-def _best_for(layer: Layer, hw: Hardware, rules: tuple[UnitEnergies, Storage, np.ndarray],
+Found = tuple[np.ndarray, np.ndarray, int, np.ndarray]  # energy, PEs, candidates, variables
+
+
+def _best_for(layer: Layer, hw: Hardware, rules: tuple[StackedUnits, Storage, np.ndarray],
               n: int, e: int, channel: tuple[np.ndarray, np.ndarray, np.ndarray],
-              filters: tuple[np.ndarray, np.ndarray],
-              ) -> tuple[float, int, int, Mapping] | None:
-    """Best mapping with this (n, e); None when nothing with it is legal.
+              filters: tuple[np.ndarray, np.ndarray]) -> Found | None:
+    """Best mapping with this (n, e) under each costing; None when nothing with it is legal.
 
     The energy is a sum of parts that depend on (n, e), on (q, r) and on (e, m, p, t)
     alone (see `access_terms`); only the constraints couple them. ``rules`` holds the
-    unit energies, the storage rule and the RF's p limit per q (see `_search`).
+    unit energies, the storage rule and the RF's p limit per q (see `_search`). Returns
+    per costing the energy (K,), active PEs (K,), the number of legal candidates and the
+    variables (K, 7) in `Mapping` order.
     """
     units, storage, p_limit = rules
     prec = layer.precision
     sets_limit = hw.pe_array.num_pes // (layer.R * e)
     if sets_limit < 1:
         return None
-    q, r, psum_energy = (a[channel[1] <= sets_limit] for a in channel)
-    p, t = (a[filters[1] <= sets_limit] for a in filters)
+    keep = channel[1] <= sets_limit
+    q, r, psum_energy = channel[0][keep], channel[1][keep], channel[2][:, keep]
+    keep = filters[1] <= sets_limit
+    p, t = filters[0][keep], filters[1][keep]
     if len(q) == 0 or len(p) == 0:
         return None
     rows = ifmap_rows(layer, e)
@@ -206,23 +283,24 @@ def _best_for(layer: Layer, hw: Hardware, rules: tuple[UnitEnergies, Storage, np
     # every candidate, so (p, t) pairs can be pruned like (q, r) pairs.
     widest_tile = ifmap_tile_bits(layer, n * min(int((q * r).max()), layer.C) * rows * layer.W,
                                   Level.GLB, storage)
-    ifmap_energy = _energy(filter_terms(layer, e=e, m=layer.M, p=p, t=t), units)
-    fixed = _energy(batch_strip_terms(layer, n=n, e=e), units)
+    ifmap_energy = part_energy(filter_terms(layer, e=e, m=layer.M, p=p, t=t), units, len(p))
+    fixed = part_energy(batch_strip_terms(layer, n=n, e=e), units, 1)
+    every = np.arange(units.k)
     if hw.glb.size_bits - widest_tile >= layer.M * psum_bits_per_filter:
-        found = _best_single_chunk((q, r, psum_energy), (p, t, ifmap_energy), sets_limit,
+        found = best_single_chunk((q, r, psum_energy), (p, t, ifmap_energy), sets_limit,
                                    p_limit[q])
         if found is None:
             return None
         energy, count, (qk, rk, pk, tk) = found
-        mapping = Mapping(m=layer.M, n=n, e=e, p=pk, q=qk, r=rk, t=tk)
-        return fixed + energy, mapping.active_pes(layer), count, mapping
+        variables = np.stack([np.full(units.k, layer.M), np.full(units.k, n),
+                              np.full(units.k, e), pk, qk, rk, tk], axis=1)
+        return fixed[:, 0] + energy, layer.R * e * rk * tk, count, variables
     order = np.argsort(t, kind="stable")
-    p, t, ifmap_energy = p[order], t[order], ifmap_energy[order]
-    i, j = _ragged_join(sets_limit // r, t)
+    p, t, ifmap_energy = p[order], t[order], ifmap_energy[:, order]
+    i, j = ragged_join(sets_limit // r, t)
     if len(i) == 0:
         return None
-    q, r, psum_energy = q[i], r[i], psum_energy[i]
-    p, t, ifmap_energy = p[j], t[j], ifmap_energy[j]
+    q, r, p, t = q[i], r[i], p[j], t[j]
     # RF: the weight rows p*q couple p and q.
     ok = p <= p_limit[q]
     # GLB: the ifmap tile is fixed by (n, e, q*r); psums get the rest, which fixes m.
@@ -232,67 +310,25 @@ def _best_for(layer: Layer, hw: Hardware, rules: tuple[UnitEnergies, Storage, np
     pt = p * t
     m = np.where(m_cap >= layer.M, layer.M, (m_cap // pt) * pt)
     ok &= m >= 1
-    if not ok.any():
+    legal = int(ok.sum())
+    if legal == 0:
         return None
-    q, r, p, t, m = q[ok], r[ok], p[ok], t[ok], m[ok]
+    chunks = -(-layer.M // np.maximum(m, 1))  # ceil(M/m); m = 0 is illegal, masked out
+    if units.k > 1:  # weighing K costings: first drop what loses under every costing
+        ok &= undominated(i, p, t, chunks, ok)
+    i, j, q, r, p, t, m, chunks = (a[ok] for a in (i, j, q, r, p, t, m, chunks))
     # ifmap_energy assumed one filter chunk; add the DRAM re-reads of further chunks.
     dram_ifmap = units.read[Level.DRAM, Operand.IFMAPS] * layer.G * layer.N * layer.C \
         * layer.W * rows_read(layer, e)
-    energy = (fixed + psum_energy[ok]
-              + ifmap_energy[ok] + dram_ifmap * (ceil_div(layer.M, m) - 1))
+    energy = (fixed + psum_energy[:, i]
+              + ifmap_energy[:, j] + dram_ifmap * (chunks - 1))
     pes = layer.R * e * r * t
-    # Lowest energy, then most active PEs; lexsort keeps enumeration order for full ties.
-    k = int(np.lexsort((-pes, energy))[0])
-    mapping = Mapping(m=int(m[k]), n=n, e=e, p=int(p[k]), q=int(q[k]), r=int(r[k]), t=int(t[k]))
-    return float(energy[k]), int(pes[k]), len(energy), mapping
-
-
-def _best_single_chunk(channel: tuple[np.ndarray, np.ndarray, np.ndarray],
-                       filters: tuple[np.ndarray, np.ndarray, np.ndarray], sets_limit: int,
-                       p_limit: np.ndarray,
-                       ) -> tuple[float, int, tuple[int, int, int, int]] | None:
-    """Best (q, r, p, t) when the GLB never splits the filters (m = M for all).
-
-    Then only the array (r*t <= sets_limit) and the RF (p <= p_limit, per q) couple the
-    channel split and the filter split, and both are prefix conditions: the best
-    filter split for a budget of t sets and p filters is a 2-D prefix minimum.
-    """
-    q, r, psum_energy = channel
-    p, t, ifmap_energy = filters
-    ps = np.unique(p)
-    grid = np.full((len(ps), sets_limit + 1), np.inf)
-    pi = np.searchsorted(ps, p)
-    np.minimum.at(grid, (pi, t), ifmap_energy)
-    # best[i, y]: least ifmap energy with p <= ps[i] and t <= y; where[i, y] says which.
-    flat = grid.ravel()
-    index = np.where(np.isfinite(flat), np.arange(flat.size), -1).reshape(grid.shape)
-    best, where = grid.copy(), index.copy()
-    for axis in (0, 1):
-        best, where = _prefix_argmin(best, where, axis)
-    row = np.searchsorted(ps, p_limit, side="right") - 1
-    ok = row >= 0
-    total = np.full(len(q), np.inf)
-    total[ok] = psum_energy[ok] + best[row[ok], sets_limit // r[ok]]
-    if not np.isfinite(total).any():
-        return None
-    k = int(np.argmin(total))
-    cell = int(where[row[k], sets_limit // r[k]])
-    pk, tk = int(ps[cell // grid.shape[1]]), cell % grid.shape[1]
-    return float(total[k]), int(np.isfinite(total).sum()), (int(q[k]), int(r[k]), pk, tk)
-
-
-def _prefix_argmin(best: np.ndarray, where: np.ndarray, axis: int,
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Running minimum along ``axis`` that also carries where each minimum came from."""
-    best, where = best.copy(), where.copy()
-    length = best.shape[axis]
-    for i in range(1, length):
-        prev = (slice(None), i - 1) if axis == 1 else (i - 1, slice(None))
-        cur = (slice(None), i) if axis == 1 else (i, slice(None))
-        better = best[prev] < best[cur]
-        best[cur] = np.where(better, best[prev], best[cur])
-        where[cur] = np.where(better, where[prev], where[cur])
-    return best, where
+    # Lowest energy, then most active PEs, then the first in enumeration order.
+    lowest = energy == energy.min(axis=1, keepdims=True)
+    k = np.argmax(np.where(lowest, pes, -1), axis=1)
+    variables = np.stack([m[k], np.full(units.k, n), np.full(units.k, e), p[k], q[k], r[k],
+                          t[k]], axis=1)
+    return energy[every, k], pes[k], legal, variables
 
 
 def _unmappable(layer: Layer, hw: Hardware, storage: Storage) -> MappingError:
