@@ -149,6 +149,7 @@ class BothPruner:
         a record of each stage."""
         result = self.active.result()
         extra = {**result.extra, "config": self.config.to_dict(), "cuts": self.channel.cuts,
+                 "allocations": self.channel.choices,
                  "stages": self._stages()}
         return replace(result, extra=extra)
 
