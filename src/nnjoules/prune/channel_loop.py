@@ -5,15 +5,19 @@ One energy-aware round:
 1. estimate the model's energy (`EnergyMeter`) and find its channel groups
    (`nnjoules.prune.structure`);
 2. per group, order its channels by the consumers' output error (`channel_order`, at most
-   ``max_rate`` of its channels, never the last) and price every prefix of that order on
-   shapes: the energy of the coupled layers once the first j channels are gone, from the
-   energy model (`shrink_workload`; the mapping search runs on the smaller shapes);
-3. **allocate (our rule):** take channels one at a time, across groups, by the highest
-   energy saved per unit of output error added (each group's channels in its own order),
-   until the predicted saving reaches ``rate`` of the model's energy;
-4. in module order, remove each group's share physically (Torch-Pruning) and refit its
-   consumers by least squares (their inputs from the current model, their outputs from
-   the model at the start of the round);
+   ``max_rate`` of its channels, never the last), price every prefix of that order on
+   shapes (the energy of the coupled layers once the first j channels are gone, from the
+   energy model on the shrunk shapes: `shrink_workload`), and measure the network's
+   output divergence after cutting and refitting a few prefixes
+   (`nnjoules.prune.channel_alloc.GroupPlan`);
+3. **allocate (our rule, `nnjoules.prune.channel_alloc`):** take channels one at a time,
+   across groups, by the highest energy saved per unit of divergence added, until the
+   predicted saving reaches ``rate`` of the model's energy; the guard also builds the
+   uniform share of the same energy (with our choice and refit, and as the L1 baseline
+   would cut it), applies all three to copies and keeps the least divergent;
+4. in module order, each group's share is removed physically (Torch-Pruning) and its
+   consumers refit by least squares (their inputs from the current model, their outputs
+   from the model at the start of the round);
 5. fine-tune, check the accuracy budget; a round below it is undone and the rate
    multiplied by ``backoff``, as in `nnjoules.prune.loop.Pruner`.
 
