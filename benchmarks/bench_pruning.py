@@ -105,7 +105,8 @@ def run_model(name: str, args: argparse.Namespace, splits: Any,
     out.update({"dense": info, "seeds": {},
                 "floor": {str(b): floor_energy(dense, splits, b) for b in args.batches}})
     for seed in args.seeds:
-        base = PruneConfig(rounds=args.rounds, accuracy_drop=args.accuracy_drop, seed=seed)
+        base = PruneConfig(rounds=args.rounds, accuracy_drop=args.accuracy_drop, seed=seed,
+                           rate=args.rate, channel_share=args.channel_share)
         began = time.perf_counter()
         ref = matched_reference(dense, splits.train, splits.val, splits.test,
                                 epochs=base.rounds * ft.epochs, finetune=ft, seed=seed)
@@ -146,12 +147,19 @@ def run_model(name: str, args: argparse.Namespace, splits: Any,
         save()
 
 
+def _macs(run: dict[str, Any]) -> float:
+    """MACs of the delivered model (all, skipped or not; at the energy batch)."""
+    if "macs" in run["final"]:
+        return float(run["final"]["macs"])
+    return float(next(r for r in reversed(run["history"]) if r["accepted"])["macs"])
+
+
 def _print_run(batch: int, method: str, run: dict[str, Any]) -> None:
     final = run["final"]
     print(f"  batch {batch:>3} {method:<18} val {100 * final['accuracy']:.2f}% test "
           f"{100 * run['test_accuracy']:.2f}% density {100 * final['density']:.1f}% "
-          f"energy {final['energy']:,.0f} MACs {final.get('macs', 0):,} "
-          f"({run['seconds']:.0f} s)", flush=True)
+          f"energy {final['energy']:,.0f} ({final['energy_reduction']:.2f}x less) MACs/item "
+          f"{_macs(run) / batch:,.0f} ({run['seconds']:.0f} s)", flush=True)
 
 
 def equal_macs(dense: torch.nn.Module, channel: dict[str, Any], splits: Any, ft: Any,
@@ -245,7 +253,7 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
                     f"{_fmt([r['final']['accuracy'] for r in runs], 100, unit='%')} | "
                     f"{_fmt([r['test_accuracy'] for r in runs], 100, unit='%')} | "
                     f"{_fmt([r['final']['density'] for r in runs], 100, 1, '%')} | "
-                    f"{_fmt([r['final']['macs'] / batch for r in runs], digits=0)} | "
+                    f"{_fmt([_macs(r) / batch for r in runs], digits=0)} | "
                     f"{_fmt(dense, unit='x')} | {_fmt(mag, unit='x')} | "
                     f"{_fmt(worst, unit='x') if ours else '-'} | "
                     f"{_target(dense, mag) if ours else '-'} | "
@@ -260,7 +268,9 @@ def _equal_macs_lines(results: dict[str, Any], args: argparse.Namespace) -> list
         return []
     lines = ["", "Equal MACs: Torch-Pruning's global magnitude channel pruning forced to the "
              "MACs energy-aware channel pruning reached (per item; Torch-Pruning's steps "
-             "overshoot a little), same rounds and fine-tuning, no accuracy budget.", "",
+             "overshoot a little), same rounds and fine-tuning, no accuracy budget. Energy "
+             "ratio: equal-macs / channel (above 1x: the channels chosen by MACs cost more "
+             "energy).", "",
              "| model | batch | seed | channel MACs | equal-macs MACs | channel energy | "
              "equal-macs energy | energy ratio | equal-macs val / test acc |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -303,6 +313,9 @@ def main() -> int:
                         choices=sorted(METHOD))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=0.3, help="PruneConfig.rate")
+    parser.add_argument("--channel-share", type=float, default=0.5,
+                        help="PruneConfig.channel_share (method both)")
     parser.add_argument("--finetune-epochs", type=float, default=0.5)
     parser.add_argument("--train-epochs", type=float, default=10.0)
     parser.add_argument("--accuracy-drop", type=float, default=0.01)
