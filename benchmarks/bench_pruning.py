@@ -17,7 +17,7 @@ fine-tuning budget and 1-point validation budget:
 * ``both``: channels first, then energy-aware weight pruning (``granularity="both"``).
 
 Each seed has its own dense reference, trained as many extra epochs as pruning may
-fine-tune. Writes, after every seed (atomically, so a cut run keeps what it finished),
+fine-tune. Writes, after every run (atomically, so a cut run keeps what it finished),
 
     benchmarks/results/pruning-MODELS.json   (every run: history, per-layer densities, timing)
     benchmarks/results/pruning-MODELS.md     (mean ± sd over seeds, wins per seed, floors)
@@ -95,7 +95,7 @@ def floor_energy(dense: torch.nn.Module, splits: Any, batch: int) -> dict[str, f
 
 def run_model(name: str, args: argparse.Namespace, splits: Any,
               out: dict[str, Any], save: Any) -> None:
-    """Fill ``out`` seed by seed, calling ``save()`` after each (a cut run keeps them)."""
+    """Fill ``out`` run by run, calling ``save()`` after each (a cut run keeps them)."""
     from nnjoules.prune import PruneConfig, TrainConfig, prune
     from nnjoules.prune.api import matched_reference
     from nnjoules.prune.masks import clone
@@ -115,27 +115,18 @@ def run_model(name: str, args: argparse.Namespace, splits: Any,
               f"val {100 * ref['accuracy']:.2f}% test {100 * ref['test_accuracy']:.2f}%",
               flush=True)
         runs: dict[str, Any] = {}
+        out["seeds"][str(seed)] = {"reference": ref, "runs": runs}  # saved after every run
         for batch in args.batches:
             for method in args.methods:
-                config = replace(base, energy_batch=batch)
-                if method == "magnitude-layer":
-                    config = replace(config, ranking="layer")
-                if method == "energy-aware-probe":
-                    config = replace(config, allocation="probe")
-                if method in ("channel", "l1-channel"):
-                    config = replace(config, granularity="channel")
-                if method == "both":
-                    config = replace(config, granularity="both")
                 if method == "equal-macs":
                     runs[f"{method}@{batch}"] = equal_macs(dense, runs[f"channel@{batch}"],
                                                            splits, ft, seed, batch)
                     _print_run(batch, method, runs[f"{method}@{batch}"])
+                    save()
                     continue
-                if method in ABLATIONS:  # energy-aware without (part of) the restoration
-                    config = replace(config, restore=replace(config.restore,
-                                                             **ABLATIONS[method]))
                 began = time.perf_counter()
-                result = prune(clone(dense), splits.train, splits.val, config=config,
+                result = prune(clone(dense), splits.train, splits.val,
+                               config=method_config(base, method, batch),
                                finetune=ft, method=METHOD[method],
                                accuracy_drop=args.accuracy_drop,
                                reference_accuracy=ref["accuracy"], test_data=splits.test)
@@ -143,8 +134,21 @@ def run_model(name: str, args: argparse.Namespace, splits: Any,
                 runs[f"{method}@{batch}"] = result.to_dict() | {"seconds": round(seconds, 1),
                                                                  "energy_batch": batch}
                 _print_run(batch, method, runs[f"{method}@{batch}"])
-        out["seeds"][str(seed)] = {"reference": ref, "runs": runs}
-        save()
+                save()
+
+
+def method_config(base: Any, method: str, batch: int) -> Any:
+    """The `PruneConfig` of ``method`` at energy batch ``batch``."""
+    config = replace(base, energy_batch=batch)
+    if method == "magnitude-layer":
+        config = replace(config, ranking="layer")
+    if method == "energy-aware-probe":
+        config = replace(config, allocation="probe")
+    if method in ("channel", "l1-channel", "both"):
+        config = replace(config, granularity="both" if method == "both" else "channel")
+    if method in ABLATIONS:  # energy-aware without (part of) the restoration
+        config = replace(config, restore=replace(config.restore, **ABLATIONS[method]))
+    return config
 
 
 def _macs(run: dict[str, Any]) -> float:
