@@ -106,6 +106,9 @@ def test_a_numeric_option_out_of_range_is_named_as_typed(
     (["--granularity", "channel", "--allocation", "saliency"],
      "--allocation saliency: applies only to --method energy-aware with --granularity "
      "weight or both, not --method energy-aware --granularity channel"),
+    (["--granularity", "both", "--ranking", "layer"],
+     "--ranking layer: applies only to --method magnitude with --granularity weight or "
+     "both, not --method energy-aware --granularity both"),
     (["--probe-drop", "0.05"],
      "--probe-drop 0.05: applies only to --method energy-aware with --granularity weight "
      "or both and --allocation probe, not --allocation energy"),
