@@ -77,7 +77,7 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     add("--granularity", choices=["weight", "channel", "both"], default=c.granularity,
         help="what is removed: single weights (masks), whole output channels (the "
         "model shrinks; with --method magnitude, L1-norm filter pruning), or both "
-        "(channels first with half the budget and rounds, then weights) "
+        "(channels for at most half the rounds, then weights; one budget) "
         f"[{c.granularity}]")
     add("--accuracy-drop", type=float, default=c.accuracy_drop,
         help="allowed top-1 drop from the dense reference, as a fraction "

@@ -87,10 +87,10 @@ class PruneConfig:
             output channels removed, the model shrinks: `nnjoules.prune.channel_loop`;
             with ``"magnitude"``, L1-norm filter pruning, Li et al. 2017) or ``"both"``
             (channels first, then weights in what is left: `nnjoules.prune.both_loop`).
-        channel_share: ``granularity="both"`` only: the share of the accuracy budget and
-            of the rounds the channel stage may use (it runs first, until its own stop
-            rules end it); the weight stage then runs the remaining rounds with the whole
-            budget (`nnjoules.prune.both_loop`).
+        channel_share: ``granularity="both"`` only: the share of the rounds the channel
+            stage may use (it runs first, until its own stop rules end it); the weight
+            stage then runs the remaining rounds; one accuracy floor holds for both
+            (`nnjoules.prune.both_loop`).
         accuracy_drop: allowed drop of validation top-1 from the reference, as a
             fraction (0.01 = one percentage point).
         energy_target: stop once energy <= this fraction of the dense energy, in (0, 1].
