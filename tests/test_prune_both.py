@@ -134,3 +134,20 @@ def test_bad_input():
     with pytest.raises(InputError, match="no prunable channel"):
         BothPruner(flat, torch.zeros(4, 1, 28, 28), evaluate=lambda m: 0.0,
                    finetune=lambda m: None, config=config())
+
+
+def test_the_api_takes_granularity_and_refuses_another_runs_folder(data, tmp_path):
+    from nnjoules.prune.config import TrainConfig
+
+    train, val = data
+    cfg = config(rounds=2, accuracy_drop=0.5)
+    ft = TrainConfig(epochs=0.05)
+    result = nnjoules.prune(pretrained("lenet5"), train, val, config=cfg, finetune=ft,
+                            granularity="both", accuracy_drop=0.5, reference="given",
+                            checkpoint_dir=tmp_path / "both")
+    assert result.extra["config"]["granularity"] == "both"
+    assert [s["granularity"] for s in result.extra["stages"]] == ["channel", "weight"]
+    with pytest.raises(InputError, match="setting granularity: 'both' there, 'channel' now"):
+        nnjoules.prune(pretrained("lenet5"), train, val, config=cfg, finetune=ft,
+                       granularity="channel", accuracy_drop=0.5, reference="given",
+                       checkpoint_dir=tmp_path / "both", resume=True)
