@@ -47,7 +47,8 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
             `nnjoules.prune.both_loop`); None: ``config.granularity``.
         accuracy_drop: allowed top-1 drop from the reference, a fraction (0.01 = 1 pt).
         energy_target: stop once energy <= this fraction of the dense energy.
-        config: the other parameters (`PruneConfig`); the three above override it.
+        config: the other parameters (`PruneConfig`); ``method``, ``accuracy_drop``,
+            ``energy_target`` and a given ``granularity`` override it.
         finetune: the fine-tuning between rounds (`TrainConfig`; default 0.5 epochs
             of SGD at lr 0.01 per round).
         reference: ``"matched"``: the budget counts from a copy of the dense model
@@ -171,6 +172,8 @@ def run_identity(model: nn.Module, datasets: tuple[Any, ...], cfg: PruneConfig,
 
     settings: dict[str, Any] = {}
     for key, value in cfg.to_dict().items():
+        if key == "channel_share" and cfg.granularity != "both":
+            continue  # it changes nothing there (and run folders from before it still match)
         if isinstance(value, dict):
             settings.update({f"{key}.{k}": v for k, v in value.items()})
         elif key != "seed":
