@@ -47,7 +47,7 @@ def whole(data):
     return run, run.run()
 
 
-def test_stage_configs_split_budget_and_rounds():
+def test_stage_configs_split_the_rounds_under_one_budget():
     channel, weight = stage_configs(config(rounds=7, accuracy_drop=0.02, channel_share=0.25))
     assert (channel.granularity, channel.rounds, channel.accuracy_drop) == \
         ("channel", 2, 0.02)  # round(0.25 * 7) = 2; one budget
