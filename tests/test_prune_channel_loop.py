@@ -90,7 +90,7 @@ def test_resume_gives_the_uninterrupted_run(data, tmp_path):
 
 def test_bad_input_is_one_clear_error(data):
     with pytest.raises(InputError, match="unknown granularity 'filter'; choose weight or "
-                                         "channel"):
+                                         "channel or both"):
         PruneConfig(granularity="filter")
     masked = pretrained("lenet5")
     torch.nn.utils.prune.identity(masked.features[0], "weight")

@@ -256,6 +256,37 @@ def test_channel_pruned_model_file_loads_with_its_smaller_shapes(model_file: Pat
     assert main(["prune", "--resume", str(out), "--granularity", "weight", "--quiet"]) == 2
 
 
+def test_both_resumes_at_the_stage_boundary_and_its_model_file_holds_both_stages(
+        model_file: Path, data_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from nnjoules.prune.modelio import load_model_file
+
+    common = [str(model_file), "--data-dir", str(data_dir), *SMALL, *PRUNE,
+              "--granularity", "both"]
+    assert main(["prune", *common, "--out", str(tmp_path / "whole")]) == 0
+    # 3 rounds, half for channels: round(1.5) = 2 channel rounds, then the weights
+    assert main(["prune", *common, "--out", str(tmp_path / "cut"), "--stop-after", "2"]) == 0
+    assert main(["prune", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    whole = json.loads((tmp_path / "whole" / "result.json").read_text())
+    resumed = json.loads((tmp_path / "cut" / "result.json").read_text())
+    for doc in (whole, resumed):
+        for record in doc["history"]:
+            record["seconds"] = 0
+    assert resumed == whole
+    assert [s["granularity"] for s in whole["stages"]] == ["channel", "weight"]
+    _, pruned, info = load_model_file(tmp_path / "cut" / "model.pt")
+    assert info["granularity"] == "both" and info["stages"] == whole["stages"]
+    layers = [m for m in pruned.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    final = next(r for r in reversed(whole["history"]) if r["accepted"])
+    assert final["weights"] == sum(m.weight.numel() for m in layers)  # channels gone
+    assert final["nonzero_weights"] == sum(int(torch.count_nonzero(m.weight)) for m in layers)
+    capsys.readouterr()
+    assert main(["prune", "--resume", str(tmp_path / "cut"), "--granularity", "channel",
+                 "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("nnjoules: error: --granularity channel "
+                                              "contradicts the run in")
+
+
 def test_train_refuses_an_existing_out_unless_overwrite(model_file: Path, data_dir: Path,
                                                         tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]

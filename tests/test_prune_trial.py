@@ -95,20 +95,23 @@ def test_a_numeric_option_out_of_range_is_named_as_typed(
 
 @pytest.mark.parametrize("options, message", [
     (["--method", "magnitude", "--allocation", "probe"],
-     "--allocation probe: applies only to --method energy-aware with --granularity weight, "
-     "not --method magnitude --granularity weight"),
+     "--allocation probe: applies only to --method energy-aware with --granularity weight "
+     "or both, not --method magnitude --granularity weight"),
     (["--method", "magnitude", "--energy-exponent", "2"],
      "--energy-exponent 2: applies only to --method energy-aware with --granularity "
-     "weight, not --method magnitude --granularity weight"),
+     "weight or both, not --method magnitude --granularity weight"),
     (["--ranking", "layer"],
-     "--ranking layer: applies only to --method magnitude with --granularity weight, not "
-     "--method energy-aware --granularity weight"),
+     "--ranking layer: applies only to --method magnitude with --granularity weight or "
+     "both, not --method energy-aware --granularity weight"),
     (["--granularity", "channel", "--allocation", "saliency"],
      "--allocation saliency: applies only to --method energy-aware with --granularity "
-     "weight, not --method energy-aware --granularity channel"),
+     "weight or both, not --method energy-aware --granularity channel"),
+    (["--granularity", "both", "--ranking", "layer"],
+     "--ranking layer: applies only to --method magnitude with --granularity weight or "
+     "both, not --method energy-aware --granularity both"),
     (["--probe-drop", "0.05"],
      "--probe-drop 0.05: applies only to --method energy-aware with --granularity weight "
-     "and --allocation probe, not --allocation energy"),
+     "or both and --allocation probe, not --allocation energy"),
     (["--bits", "8,8"], "--bits 8,8: expected B or W,I,O bit-widths in [1, 64] (e.g. 8 or "
                         "8,8,16)"),
 ])

@@ -79,9 +79,10 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     add = functools.partial(p.add_argument, action=Given)  # --resume refuses contradictions
     add("--method", choices=["energy-aware", "magnitude"], default=c.method,
         help=f"pruning method [{c.method}]")
-    add("--granularity", choices=["weight", "channel"], default=c.granularity,
-        help="what is removed: single weights (masks) or whole output channels (the "
-        "model shrinks; with --method magnitude, L1-norm filter pruning) "
+    add("--granularity", choices=["weight", "channel", "both"], default=c.granularity,
+        help="what is removed: single weights (masks), whole output channels (the "
+        "model shrinks; with --method magnitude, L1-norm filter pruning), or both "
+        "(channels for at most half the rounds, then weights; one budget) "
         f"[{c.granularity}]")
     add("--accuracy-drop", type=float, default=c.accuracy_drop,
         help="allowed top-1 drop from the dense reference, as a fraction "
@@ -245,7 +246,7 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     name, model = resolve_trained(opts["model"])
     prunable_layers(model)  # a clear error before anything runs
     check_finite(model)
-    if cfg.granularity == "channel":
+    if cfg.granularity in ("channel", "both"):
         from nnjoules.prune.structure import check_channel_support
 
         check_channel_support(model)  # before run.json is written
@@ -310,6 +311,8 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
                in_channels=splits.input_shape[0],
                cuts=result.extra.get("cuts"),
                info={"method": cfg.method, "granularity": cfg.granularity,
+                     **({"stages": result.extra["stages"]} if "stages" in result.extra
+                        else {}),
                      "test_accuracy": result.extra.get("test_accuracy"),
                      "val_accuracy": result.final.accuracy,
                      "energy_reduction": result.energy_reduction(), "run": ident,

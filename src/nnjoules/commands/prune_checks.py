@@ -13,18 +13,18 @@ from nnjoules.commands.numbers import PRUNE, as_typed, bit_widths, check_numbers
 from nnjoules.errors import InputError
 
 # option dest -> (the settings it applies to, as words)
-_ENERGY_AWARE_WEIGHT = "--method energy-aware with --granularity weight"
+_ENERGY_AWARE_WEIGHT = "--method energy-aware with --granularity weight or both"
 APPLIES_TO = {
     "allocation": _ENERGY_AWARE_WEIGHT,
     "energy_exponent": _ENERGY_AWARE_WEIGHT,
     "error_share": _ENERGY_AWARE_WEIGHT,
     "probe_drop": f"{_ENERGY_AWARE_WEIGHT} and --allocation probe",
-    "ranking": "--method magnitude with --granularity weight",
+    "ranking": "--method magnitude with --granularity weight or both",
 }
 
 
 def _applies(dest: str, method: str, granularity: str, allocation: str) -> bool:
-    if granularity != "weight":
+    if granularity == "channel":
         return False  # channel pruning has its own rule (nnjoules.prune.channel_loop)
     if dest == "ranking":
         return method == "magnitude"
@@ -67,7 +67,7 @@ def warn_small_pool(available: int, cfg: Any, option: str = "--train-limit") -> 
     asked = {"restoration": (cfg.restore.samples, cfg.restore.samples),
              "density": (cfg.density_images, cfg.density_images)}
     if cfg.method == "energy-aware" and cfg.allocation == "probe" \
-            and cfg.granularity == "weight":  # held out beyond the others
+            and cfg.granularity != "channel":  # held out beyond the others
         asked["held-out probe"] = (cfg.probe_images, fit + cfg.probe_images)
     short = {k: n for k, (n, needs) in asked.items() if needs > available}
     if not short:

@@ -13,6 +13,7 @@ from nnjoules.prune.config import PruneConfig, TrainConfig
 if TYPE_CHECKING:  # torch is imported when pruning starts, not with ``import nnjoules``
     from torch import nn
 
+    from nnjoules.prune.both_loop import BothPruner
     from nnjoules.prune.channel_loop import ChannelPruner
     from nnjoules.prune.loop import Pruner
     from nnjoules.prune.result import PruneResult, StepRecord
@@ -23,7 +24,8 @@ Phase = Callable[[str, str], None]  # (phase, one line saying what runs)
 
 
 def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "eyeriss",
-          method: str = "energy-aware", accuracy_drop: float = 0.01,
+          method: str = "energy-aware", granularity: str | None = None,
+          accuracy_drop: float = 0.01,
           energy_target: float | None = None, config: PruneConfig | None = None,
           finetune: TrainConfig | None = None, reference: str = "matched",
           reference_accuracy: float | None = None, test_data: Any = None,
@@ -42,9 +44,12 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         val_data: dataset the accuracy budget is checked on.
         hardware: preset name, YAML file or `Hardware`.
         method: ``"energy-aware"`` or ``"magnitude"`` (overrides ``config.method``).
+        granularity: ``"weight"``, ``"channel"`` or ``"both"`` (channels, then weights;
+            `nnjoules.prune.both_loop`); None: ``config.granularity``.
         accuracy_drop: allowed top-1 drop from the reference, a fraction (0.01 = 1 pt).
         energy_target: stop once energy <= this fraction of the dense energy.
-        config: the other parameters (`PruneConfig`); the three above override it.
+        config: the other parameters (`PruneConfig`); ``method``, ``accuracy_drop``,
+            ``energy_target`` and a given ``granularity`` override it.
         finetune: the fine-tuning between rounds (`TrainConfig`; default 0.5 epochs
             of SGD at lr 0.01 per round).
         reference: ``"matched"``: the budget counts from a copy of the dense model
@@ -77,6 +82,7 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         InputError: bad budgets, a model without prunable layer, unusable data.
     """
     from nnjoules.prune import checkpoint
+    from nnjoules.prune.both_loop import BothPruner
     from nnjoules.prune.channel_loop import ChannelPruner
     from nnjoules.prune.finetune import evaluate, is_main_rank, mix_seed, pick_device, train
     from nnjoules.prune.loop import Pruner
@@ -85,7 +91,8 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
 
     base = config or PruneConfig()
     cfg = replace(base, method=method, accuracy_drop=accuracy_drop,
-                  energy_target=energy_target)
+                  energy_target=energy_target,
+                  granularity=base.granularity if granularity is None else granularity)
     ft = finetune or TrainConfig()
     if reference not in ("matched", "given"):
         raise InputError(f"reference must be 'matched' or 'given', got {reference!r}")
@@ -95,7 +102,7 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
     prunable_layers(model)  # fail early on a model without prunable layer
     check_finite(model)  # and on NaN/Inf weights, before any training or fit
     pick_device(device)  # and on a device this machine lacks
-    if cfg.granularity == "channel":
+    if cfg.granularity in ("channel", "both"):
         from nnjoules.prune.structure import check_channel_support
 
         check_channel_support(model)  # before the reference is trained
@@ -114,7 +121,7 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         warning = near_chance(info["accuracy"], num_classes, "the dense reference")
         if warning:
             phase("warning", warning)
-    pruner: Pruner | ChannelPruner
+    pruner: Pruner | ChannelPruner | BothPruner
     dense_latency = _latency(model, train_data) if measure_latency and is_main_rank() else None
 
     def run_finetune(m: nn.Module) -> None:
@@ -126,11 +133,13 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
 
     phase("calibration", f"calibration: drawing {cfg.restore.samples} restoration and "
           f"{cfg.density_images} density images; measuring the dense model's energy")
-    kind = ChannelPruner if cfg.granularity == "channel" else Pruner
-    pruner = kind(model, train_data, evaluate=run_evaluate, finetune=run_finetune,
-                  config=cfg, hardware=hardware, reference_accuracy=info["accuracy"],
-                  checkpoint_dir=folder, on_step=on_step,
-                  extra_state={**(extra_state or {}), "run": ident})
+    kinds: dict[str, type[Pruner | ChannelPruner | BothPruner]] = {
+        "weight": Pruner, "channel": ChannelPruner, "both": BothPruner}
+    pruner = kinds[cfg.granularity](model, train_data, evaluate=run_evaluate,
+                                    finetune=run_finetune, config=cfg, hardware=hardware,
+                                    reference_accuracy=info["accuracy"],
+                                    checkpoint_dir=folder, on_step=on_step,
+                                    extra_state={**(extra_state or {}), "run": ident})
     if resume and folder is not None and ident and (folder / checkpoint.STATE_FILE).is_file():
         state = checkpoint.load_checkpoint(folder)
         check_identity(folder / checkpoint.STATE_FILE, state.get("extra", {}).get("run"), ident)
@@ -179,6 +188,8 @@ def run_identity(model: nn.Module, datasets: tuple[Any, ...], cfg: PruneConfig,
 
     settings: dict[str, Any] = {}
     for key, value in cfg.to_dict().items():
+        if key == "channel_share" and cfg.granularity != "both":
+            continue  # it changes nothing there (and run folders from before it still match)
         if isinstance(value, dict):
             settings.update({f"{key}.{k}": v for k, v in value.items()})
         elif key != "seed":

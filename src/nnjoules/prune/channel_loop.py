@@ -5,15 +5,19 @@ One energy-aware round:
 1. estimate the model's energy (`EnergyMeter`) and find its channel groups
    (`nnjoules.prune.structure`);
 2. per group, order its channels by the consumers' output error (`channel_order`, at most
-   ``max_rate`` of its channels, never the last) and price every prefix of that order on
-   shapes: the energy of the coupled layers once the first j channels are gone, from the
-   energy model (`shrink_workload`; the mapping search runs on the smaller shapes);
-3. **allocate (our rule):** take channels one at a time, across groups, by the highest
-   energy saved per unit of output error added (each group's channels in its own order),
-   until the predicted saving reaches ``rate`` of the model's energy;
-4. in module order, remove each group's share physically (Torch-Pruning) and refit its
-   consumers by least squares (their inputs from the current model, their outputs from
-   the model at the start of the round);
+   ``max_rate`` of its channels, never the last), price every prefix of that order on
+   shapes (the energy of the coupled layers once the first j channels are gone, from the
+   energy model on the shrunk shapes: `shrink_workload`), and measure the network's
+   output divergence after cutting and refitting a few prefixes
+   (`nnjoules.prune.channel_alloc.GroupPlan`);
+3. **allocate (our rule, `nnjoules.prune.channel_alloc`):** take channels one at a time,
+   across groups, by the highest energy saved per unit of divergence added, until the
+   predicted saving reaches ``rate`` of the model's energy; the guard also builds the
+   uniform share of the same energy (with our choice and refit, and as the L1 baseline
+   would cut it), applies all three to copies and keeps the least divergent;
+4. in module order, each group's share is removed physically (Torch-Pruning) and its
+   consumers refit by least squares (their inputs from the current model, their outputs
+   from the model at the start of the round);
 5. fine-tune, check the accuracy budget; a round below it is undone and the rate
    multiplied by ``backoff``, as in `nnjoules.prune.loop.Pruner`.
 
@@ -28,7 +32,6 @@ the weights; `load_state` replays the cuts on the dense model, then loads the we
 from __future__ import annotations
 
 import copy
-import heapq
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -41,6 +44,16 @@ from torch import Tensor, nn
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.workload import Workload
 from nnjoules.errors import InputError
+from nnjoules.prune.channel_alloc import (
+    PROBE_IMAGES,
+    GroupPlan,
+    divergence,
+    greedy_counts,
+    interpolate,
+    log_probs,
+    measured_sizes,
+    uniform_counts,
+)
 from nnjoules.prune.channel_select import channel_order, consumer_stats, refit_consumers
 from nnjoules.prune.config import PruneConfig
 from nnjoules.prune.energy import EnergyMeter
@@ -110,6 +123,7 @@ class ChannelPruner(RoundLoop):
                                  gating=self.config.gating,
                                  compression_levels=self.config.compression_levels)
         self.cuts: list[Cuts] = []  # per accepted round
+        self.choices: list[dict[str, Any]] = []  # per round: the allocation kept and why
         self._round_cuts: Cuts = {}
 
     # -- what `RoundLoop` asks of a channel-pruning loop -------------------------------
@@ -127,10 +141,10 @@ class ChannelPruner(RoundLoop):
         self.cuts.append(self._round_cuts)
 
     def _result_extra(self) -> dict[str, Any]:
-        return {"cuts": self.cuts}
+        return {"cuts": self.cuts, "allocations": self.choices}
 
     def _model_state(self) -> dict[str, Any]:
-        return {"cuts": self.cuts,
+        return {"cuts": self.cuts, "allocations": self.choices,
                 "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
     def _load_model_state(self, state: dict[str, Any]) -> None:
@@ -142,6 +156,7 @@ class ChannelPruner(RoundLoop):
         model.load_state_dict(state["model"])
         self._replace_model(model)
         self.cuts = [dict(c) for c in state["cuts"]]
+        self.choices = [dict(c) for c in state.get("allocations", [])]
 
     # -- one round -----------------------------------------------------------------------
 
@@ -163,58 +178,88 @@ class ChannelPruner(RoundLoop):
                 remove_channels(self.model, example, cuts)
             return cuts, {}
         images = self._round_images().to(device)
-        counts = self._allocate(groups, images, rate)
+        probe = images[:PROBE_IMAGES]
+        start = log_probs(self.model, probe)
+        plans = self._plans(groups, images, probe, start)
+        budget = rate * self.meter.report(self.model).total()
+        energy, uniform = greedy_counts(plans, budget), uniform_counts(plans, budget)
+        candidates = [("energy", energy, False), ("uniform", uniform, False),
+                      ("uniform-l1", uniform, True)]
         reference = copy.deepcopy(self.model).eval()
+        roots = [g.root for g in groups]
+        best: tuple[float, str, nn.Module, Cuts, dict[str, float]] | None = None
+        tried: dict[str, float] = {}
+        for name, counts, l1 in candidates:
+            model = copy.deepcopy(self.model)
+            cuts, errors = self._apply(model, roots, counts, images, reference, l1=l1)
+            tried[name] = divergence(start, model, probe)
+            if best is None or tried[name] < best[0]:
+                best = (tried[name], name, model, cuts, errors)
+        assert best is not None
+        _, chosen, model, cuts, errors = best
+        self.choices.append({"round": self.round, "chosen": chosen, "divergence": tried,
+                             "counts": {"energy": energy, "uniform": uniform}})
+        log.info("round %d: %s allocation (output divergence %s)", self.round, chosen, tried)
+        self._replace_model(model)
+        return cuts, errors
+
+    def _apply(self, model: nn.Module, roots: list[str], counts: Mapping[str, int],
+               images: Tensor, reference: nn.Module, *, l1: bool
+               ) -> tuple[Cuts, dict[str, float]]:
+        """Cut ``counts[root]`` channels of each group of ``model`` in module order:
+        chosen by the consumers' output error and refit (`channel_order`), or with
+        ``l1`` as the baseline chooses them (smallest filter L1 norm, no refit)."""
+        example = self.example.to(_device(model))
         cuts, errors = {}, {}
-        for index, root in enumerate(g.root for g in groups):
+        for index, root in enumerate(roots):
             if not counts.get(root):
                 continue
-            group = {g.root: g for g in channel_groups(self.model, example)}[root]
-            stats = consumer_stats(self.model, group, images, positions=self._positions(),
-                                   generator=self._generator(13, index),
-                                   reference=reference)
-            order = channel_order(self.model, group, stats, limit=counts[root],
+            group = {g.root: g for g in channel_groups(model, example)}[root]
+            if l1:
+                chosen = _l1_smallest(model, group, counts[root])
+                remove_channels(model, example, {root: chosen})
+                cuts[root] = chosen
+                continue
+            stats = consumer_stats(model, group, images, positions=self._positions(),
+                                   generator=self._generator(13, index), reference=reference)
+            order = channel_order(model, group, stats, limit=counts[root],
                                   ridge=self.config.restore.ridge)
             chosen = list(order.order)
-            remove_channels(self.model, example, {root: chosen})
-            refit_consumers(self.model, group, stats, chosen, ridge=self.config.restore.ridge)
+            remove_channels(model, example, {root: chosen})
+            refit_consumers(model, group, stats, chosen, ridge=self.config.restore.ridge)
             cuts[root], errors[root] = chosen, order.errors[-1]
         return cuts, errors
 
-    def _allocate(self, groups: tuple[ChannelGroup, ...], images: Tensor,
-                  rate: float) -> dict[str, int]:
-        """Channels per group: highest energy saved per output error first (module
-        docstring, step 3)."""
+    def _plans(self, groups: tuple[ChannelGroup, ...], images: Tensor, probe: Tensor,
+               start: Tensor) -> list[GroupPlan]:
+        """Per group: its channel order (at most ``max_rate`` of its channels), the energy
+        each prefix saves (the energy model on the shrunk shapes) and the network's output
+        divergence after cutting and refitting a few prefixes (`channel_alloc`)."""
         from nnjoules.energy.hardware.loading import load_hardware
 
         report = self.meter.report(self.model)
         hw = load_hardware(self.meter.hardware)
-        budget = rate * report.total()
-        heap: list[tuple[float, int, int]] = []  # (-energy per error, group, step)
-        saved: list[list[float]] = []
-        errors: list[tuple[float, ...]] = []
+        example = self.example.to(_device(self.model))
+        ridge = self.config.restore.ridge
+        plans = []
         for gi, group in enumerate(groups):
             limit = _count(group.channels, self.config.max_rate)
             stats = consumer_stats(self.model, group, images, positions=self._positions(),
                                    generator=self._generator(17, gi))
-            order = channel_order(self.model, group, stats, limit=limit,
-                                  ridge=self.config.restore.ridge)
-            energies = [_coupled_energy(report.workload, group, order.order[:j], hw,
-                                        self.meter) for j in range(len(order.order) + 1)]
-            saved.append([energies[0] - e for e in energies])
-            errors.append((0.0, *order.errors))
-            if len(order.order):
-                heapq.heappush(heap, (_priority(saved[gi], errors[gi], 1), gi, 1))
-        taken = [0] * len(groups)
-        total = 0.0
-        while heap and total < budget:
-            _, gi, step = heapq.heappop(heap)
-            taken[gi] = step
-            total += saved[gi][step] - saved[gi][step - 1]
-            if step + 1 < len(saved[gi]):
-                heapq.heappush(heap, (_priority(saved[gi], errors[gi], step + 1), gi,
-                                      step + 1))
-        return {g.root: n for g, n in zip(groups, taken, strict=True) if n}
+            order = channel_order(self.model, group, stats, limit=limit, ridge=ridge).order
+            energies = [_coupled_energy(report.workload, group, order[:j], hw, self.meter)
+                        for j in range(len(order) + 1)]
+            sizes = measured_sizes(len(order))
+            values = []
+            for j in sizes:
+                model = copy.deepcopy(self.model)
+                remove_channels(model, example, {group.root: list(order[:j])})
+                refit_consumers(model, group, stats, list(order[:j]), ridge=ridge)
+                values.append(divergence(start, model, probe))
+            plans.append(GroupPlan(root=group.root, channels=group.channels, order=order,
+                                   saved=tuple(energies[0] - e for e in energies),
+                                   divergence=interpolate(sizes, values, len(order))))
+        return plans
 
     # -- internals -----------------------------------------------------------------------
 
@@ -264,13 +309,6 @@ def _count(channels: int, rate: float) -> int:
     return max(0, min(channels - 1, round(rate * channels)))
 
 
-def _priority(saved: list[float], errors: tuple[float, ...], step: int) -> float:
-    """Minus the energy saved per unit of error added by the group's ``step``-th channel."""
-    energy = saved[step] - saved[step - 1]
-    added = max(errors[step] - errors[step - 1], 0.0) + 1e-9
-    return -energy / added
-
-
 def _coupled_energy(workload: Workload, group: ChannelGroup, channels: tuple[int, ...],
                     hw: Hardware, meter: EnergyMeter) -> float:
     """Energy of the layers the group couples, once ``channels`` are gone (the other
@@ -299,14 +337,3 @@ def _l1_smallest(model: nn.Module, group: ChannelGroup, count: int) -> list[int]
 def _device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
-
-def save_structured(path: Path, model: nn.Module) -> None:
-    """The pruned model as a plain module file (``torch.save`` of the module), loadable
-    without nnjoules by ``torch.load(path, weights_only=False)``."""
-    import io
-
-    from nnjoules.io import write_bytes_atomic
-
-    buffer = io.BytesIO()
-    torch.save(model, buffer)
-    write_bytes_atomic(path, buffer.getvalue())

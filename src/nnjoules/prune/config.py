@@ -70,7 +70,7 @@ class TrainConfig:
 
 
 METHODS = ("energy-aware", "magnitude")
-GRANULARITIES = ("weight", "channel")
+GRANULARITIES = ("weight", "channel", "both")
 RANKINGS = ("layer", "global")
 SALIENCIES = ("output", "fisher")
 ALLOCATIONS = ("energy", "saliency", "probe")
@@ -85,7 +85,12 @@ class PruneConfig:
             least-squares refit) or ``"magnitude"`` (Han et al., iterative).
         granularity: ``"weight"`` (masks on single weights) or ``"channel"`` (whole
             output channels removed, the model shrinks: `nnjoules.prune.channel_loop`;
-            with ``"magnitude"``, L1-norm filter pruning, Li et al. 2017).
+            with ``"magnitude"``, L1-norm filter pruning, Li et al. 2017) or ``"both"``
+            (channels first, then weights in what is left: `nnjoules.prune.both_loop`).
+        channel_share: ``granularity="both"`` only: the share of the rounds the channel
+            stage may use (it runs first, until its own stop rules end it); the weight
+            stage then runs the remaining rounds; one accuracy floor holds for both
+            (`nnjoules.prune.both_loop`).
         accuracy_drop: allowed drop of validation top-1 from the reference, as a
             fraction (0.01 = one percentage point).
         energy_target: stop once energy <= this fraction of the dense energy, in (0, 1].
@@ -136,6 +141,7 @@ class PruneConfig:
 
     method: str = "energy-aware"
     granularity: str = "weight"
+    channel_share: float = 0.5
     accuracy_drop: float = 0.01
     energy_target: float | None = None
     rounds: int = 10
@@ -188,6 +194,8 @@ class PruneConfig:
         if self.max_failures < 0:
             raise InputError(f"max_failures must be a non-negative integer, got "
                              f"{self.max_failures}")
+        if not 0 < self.channel_share <= 1:
+            raise InputError(f"channel_share must lie in (0, 1], got {self.channel_share}")
         if not 0 < self.rate < 1:
             raise InputError(f"rate must lie in (0, 1), got {self.rate}")
         if not 0 < self.backoff < 1:

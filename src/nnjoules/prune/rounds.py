@@ -139,8 +139,10 @@ class RoundLoop:
         """Continue from a checkpoint payload (see `read_checkpoint`).
 
         Raises:
-            InputError: the checkpoint was written with another configuration.
+            InputError: the checkpoint was written with another granularity or
+                another configuration.
         """
+        check_granularity(state, self.config.granularity)
         saved = PruneConfig.from_dict(state["config"])
         if saved != self.config:
             raise InputError("the checkpoint was written with another configuration")
@@ -217,15 +219,18 @@ class RoundLoop:
         elif self.round >= self.config.rounds:
             self.stop_reason = "round limit"
 
+    def state(self) -> dict[str, Any]:
+        """The checkpoint payload: what `load_state` continues from."""
+        return {"config": self.config.to_dict(), "round": self.round,
+                "rate_scale": self.rate_scale, "failures": self.failures,
+                "stop_reason": self.stop_reason, "history": [r.to_dict() for r in self.history],
+                "reference_accuracy": self._given_reference, **self._model_state(),
+                "extra": self.extra_state}
+
     def _save(self) -> None:
         if self.checkpoint_dir is None or not is_main_rank():
             return
-        checkpoint.save_checkpoint(self.checkpoint_dir, {
-            "config": self.config.to_dict(), "round": self.round,
-            "rate_scale": self.rate_scale, "failures": self.failures,
-            "stop_reason": self.stop_reason, "history": [r.to_dict() for r in self.history],
-            "reference_accuracy": self._given_reference, **self._model_state(),
-            "extra": self.extra_state})
+        checkpoint.save_checkpoint(self.checkpoint_dir, self.state())
 
 
 def is_main_rank() -> bool:
@@ -233,3 +238,18 @@ def is_main_rank() -> bool:
     import torch.distributed as dist
 
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def check_granularity(state: dict[str, Any], granularity: str) -> None:
+    """Refuse a checkpoint written by another pruning granularity, naming both.
+
+    Raises:
+        InputError: ``the checkpoint was written by --granularity channel pruning, not
+            --granularity both``.
+    """
+    config = state.get("config")
+    saved = config.get("granularity", "weight") if isinstance(config, dict) else None
+    if saved != granularity:
+        raise InputError(f"the checkpoint was written by --granularity {saved} pruning, not "
+                         f"--granularity {granularity}; resume it with its own granularity "
+                         "or start a new run")

@@ -88,7 +88,9 @@ def check_identity(path: Path, saved: Any, current: dict[str, Any]) -> None:
         if was == now:
             continue
         if part == "settings" and isinstance(was, dict):
-            keys = sorted(set(was) | set(now), key=str)
+            # what kind of pruning differs is named first: it explains the rest
+            keys = sorted(set(was) | set(now),
+                          key=lambda k: (k not in ("granularity", "method"), str(k)))
             key = next(k for k in keys if was.get(k) != now.get(k))
             what = f"setting {key}: {was.get(key)!r} there, {now.get(key)!r} now"
         elif part in ("model", "data"):
