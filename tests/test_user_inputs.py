@@ -442,7 +442,8 @@ def test_two_sweeps_in_one_folder_keep_their_plots(user_folder: Path, capsys) ->
         assert main(["sweep", "usernets:good", "--input-shape", "4", "--set", "glb_kb=32,64",
                      "--csv", f"{name}.csv", "--quiet"]) == 0
     written = sorted(p.name for p in user_folder.iterdir() if p.suffix in (".csv", ".png"))
-    assert written == ["large.csv", "large.png", "small.csv", "small.png"]
+    assert written == ["large-latency.png", "large.csv", "large.png", "small-latency.png",
+                       "small.csv", "small.png"]
 
 
 # model files of `nnjoules train`/`prune`, and inputs too large to run -------------------

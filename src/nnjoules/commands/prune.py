@@ -236,11 +236,12 @@ def _same(key: str, given: Any, stored: Any) -> bool:
 def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any, splits: Any,
               folder: Path, stop: int | str | None = None) -> int:
     """Prune with the options; write the folder; print the summary."""
+    from nnjoules.models.loading import resolve_trained
     from nnjoules.prune.api import prune, run_identity
     from nnjoules.prune.bars import bars, round_line
     from nnjoules.prune.finetune import is_main_rank
     from nnjoules.prune.masks import check_finite, prunable_layers
-    from nnjoules.prune.modelio import resolve_trained, save_model
+    from nnjoules.prune.modelio import save_model
     from nnjoules.prune.runfolder import open_run
 
     name, model = resolve_trained(opts["model"])

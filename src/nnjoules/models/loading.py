@@ -235,3 +235,35 @@ def _one_line(err: BaseException) -> str:
         return f"SyntaxError: {err.msg}{where}"
     lines = str(err).strip().splitlines()
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def resolve_trained(spec: str) -> tuple[str, Any]:
+    """A trained model from a spec: a model file (``.pt``), a built-in name with a
+    shipped checkpoint, or ``package.module:factory`` (the user's trained model).
+
+    Returns:
+        The model's name and its ``torch.nn.Module``.
+
+    Raises:
+        InputError: nothing trained can be found for the spec.
+    """
+    from torch import nn
+
+    from nnjoules.models.builtin import BUILTIN_MODELS, has_pretrained, pretrained
+    from nnjoules.prune.modelio import load_model_file
+
+    if spec.endswith(".pt") or Path(spec).is_file():
+        name, model, _info = load_model_file(Path(spec))
+        return name, model
+    if spec in BUILTIN_MODELS:
+        if not has_pretrained(spec):
+            raise InputError(f"no trained checkpoint ships for {spec!r}: train one with "
+                             f"`nnjoules train {spec} --out {spec}.pt` and pass {spec}.pt")
+        return spec, pretrained(spec)
+    if ":" in spec:
+        loaded = load_model(spec)
+        if not isinstance(loaded.model, nn.Module):
+            raise InputError(f"{spec}: not a torch module")
+        return loaded.name, loaded.model
+    raise InputError(f"unknown model {spec!r}: give a model file (.pt), a built-in model "
+                     f"({', '.join(BUILTIN_MODELS)}) or package.module:factory")

@@ -19,7 +19,7 @@ from torch import nn
 
 from nnjoules.errors import InputError
 from nnjoules.io import write_bytes_atomic, write_text_atomic
-from nnjoules.models.builtin import BUILTIN_MODELS, build_model, has_pretrained, pretrained
+from nnjoules.models.builtin import build_model
 from nnjoules.prune.checkpoint import safe_load
 from nnjoules.prune.masks import check_state, load_masked_state, masked_state_dict
 
@@ -116,28 +116,3 @@ def _check_sidecar(path: Path, digest: str) -> None:
         raise InputError(f"{path}: SHA-256 {digest[:16]}... differs from the {expected!s:.16}"
                          f"... recorded in {sidecar.name}: the file was changed or damaged")
 
-
-def resolve_trained(spec: str) -> tuple[str, nn.Module]:
-    """A trained model from a spec: a model file (``.pt``), a built-in name with a
-    shipped checkpoint, or ``package.module:factory`` (the user's trained model).
-
-    Raises:
-        InputError: nothing trained can be found for the spec.
-    """
-    if spec.endswith(".pt") or Path(spec).is_file():
-        name, model, _info = load_model_file(Path(spec))
-        return name, model
-    if spec in BUILTIN_MODELS:
-        if not has_pretrained(spec):
-            raise InputError(f"no trained checkpoint ships for {spec!r}: train one with "
-                             f"`nnjoules train {spec} --out {spec}.pt` and pass {spec}.pt")
-        return spec, pretrained(spec)
-    if ":" in spec:
-        from nnjoules.models.loading import load_model
-
-        loaded = load_model(spec)
-        if not isinstance(loaded.model, nn.Module):
-            raise InputError(f"{spec}: not a torch module")
-        return loaded.name, loaded.model
-    raise InputError(f"unknown model {spec!r}: give a model file (.pt), a built-in model "
-                     f"({', '.join(BUILTIN_MODELS)}) or package.module:factory")
