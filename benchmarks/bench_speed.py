@@ -8,7 +8,10 @@ Measures, on ``eyeriss`` at batch 1, single thread:
 * ``nnjoules sweep`` over a 1,000-point grid on ResNet-50 (a fresh process, as a user
   runs it), its in-process engine time, and the plain point-by-point path on a sample of
   the same points, measured in the same run (the speed-up is their ratio);
-* peak resident memory (RSS) of ``nnjoules sweep`` at 1,000 and 10,000 points.
+* peak resident memory (RSS) of ``nnjoules sweep`` at 1,000 and 10,000 points;
+* every registered dataflow's mapping and costing of ResNet-50 (extracted once), each on
+  its own preset (``--dataflows-only`` measures just these and updates that part of the
+  JSON).
 
 Every figure carries the 1-minute load average when it was taken (``os.getloadavg``):
 on a shared machine wall times grow with the load; CPU times much less.
@@ -35,6 +38,8 @@ import nnjoules
 from nnjoules.energy.estimate import estimate_workload
 from nnjoules.energy.extract import extract_workload
 from nnjoules.energy.hardware import eyeriss
+from nnjoules.energy.workload import Precision
+from nnjoules.errors import MappingError
 from nnjoules.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +94,43 @@ start = time.perf_counter()
 nnjoules.estimate(m.model, x, hardware="eyeriss")
 print(time.perf_counter() - start)
 """
+
+
+DATAFLOW_PRESETS = {"row-stationary": "eyeriss", "weight-stationary": "eyeriss-isca2016-ws",
+                    "output-stationary-a": "eyeriss-isca2016-os-a",
+                    "output-stationary-b": "eyeriss-isca2016-os-b",
+                    "output-stationary-c": "eyeriss-isca2016-os-c",
+                    "no-local-reuse": "eyeriss-isca2016-nlr",
+                    "systolic-ws": "systolic-32x32", "systolic-os": "systolic-32x32"}
+
+
+def dataflow_speed(name: str, repeats: int) -> list[dict[str, object]]:
+    """Median warm map-and-cost time of ``name`` (extracted once) under every dataflow."""
+    from nnjoules.energy.dataflows import DATAFLOWS
+    from nnjoules.energy.hardware import load_hardware
+
+    loaded = load_model(name)
+    x = torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0))
+    workload = extract_workload(loaded.model, x, name=name)
+    rows = []
+    for flow in DATAFLOWS:
+        hw = load_hardware(DATAFLOW_PRESETS.get(flow, "eyeriss"))
+        width = hw.word_bits  # as `estimate` does: operands take the hardware's word width
+        bits = workload.with_precision(Precision(width, width, width))
+        try:
+            estimate_workload(bits, hw, dataflow=flow)  # warm-up
+        except MappingError as err:
+            rows.append({"dataflow": flow, "hardware": hw.name, "error": str(err)})
+            continue
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            report = estimate_workload(bits, hw, dataflow=flow)
+            times.append(time.perf_counter() - start)
+        rows.append({"dataflow": flow, "hardware": hw.name, "model": name,
+                     "map_and_cost_s": statistics.median(times), "energy": report.total(),
+                     "unit": report.unit.value, "load": load()})
+    return rows
 
 
 def cold(name: str) -> dict[str, object]:
@@ -214,10 +256,18 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--no-sweep", action="store_true", help="single estimates only")
     parser.add_argument("--no-memory", action="store_true", help="skip the 10,000 points")
+    parser.add_argument("--dataflows-only", action="store_true",
+                        help="measure the dataflows only; update that part of --out")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "speed.json")
     args = parser.parse_args()
     torch.set_num_threads(1)  # single process, single thread: the figure users can count on
+    if args.dataflows_only:
+        out = json.loads(args.out.read_text()) if args.out.exists() else {}
+        out["dataflows"] = _print_dataflows(dataflow_speed(SWEEP_MODEL, args.repeats))
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return
     out: dict[str, object] = {}
     out["single_warm"] = rows = [single(name, args.repeats) for name in args.models]
     print(f"{'model':<14}{'layers':>7}{'estimate s':>12}{'extract s':>11}{'map+cost s':>12}"
@@ -231,6 +281,7 @@ def main() -> None:
     for row in colds:
         print(f"cold {row['model']:<14} first estimate {row['first_estimate_s']:.3f} s, "
               f"process {row['process_s']:.2f} s (load {row['load']})")
+    out["dataflows"] = _print_dataflows(dataflow_speed(SWEEP_MODEL, args.repeats))
     if not args.no_sweep:
         out["sweep_engine"] = engine = engine_vs_point_by_point(SWEEP_MODEL, SWEEP_GRID)
         print(f"sweep engine {engine['points']} points {engine['engine_s']:.1f} s "
@@ -258,6 +309,16 @@ def main() -> None:
                    "hardware": "eyeriss", "batch": 1}
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")
+
+
+def _print_dataflows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    for row in rows:
+        if "error" in row:
+            print(f"{row['dataflow']:<22}{row['hardware']:<24} cannot map: {row['error']}")
+        else:
+            print(f"{row['dataflow']:<22}{row['hardware']:<24}{row['map_and_cost_s']:>8.3f} s "
+                  f"(map + cost, {SWEEP_MODEL}, load {row['load']})")
+    return rows
 
 
 if __name__ == "__main__":
