@@ -274,10 +274,10 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
             if phase in ("reference", "round"):
                 ui.label = "dense reference" if phase == "reference" else \
                     text.split(":")[0] + ": fine-tuning"
-            ui.note(text)
-            if phase == "warning":  # shown even with --quiet
+            if phase == "warning":  # shown even with --quiet, and once
                 print(text, file=sys.stderr)
                 return
+            ui.note(text)
             if phase == "reference-done" and stop == "reference":
                 raise StopRequested("the dense reference")
 
