@@ -138,7 +138,8 @@ def _run(args: argparse.Namespace) -> int:
                 accuracy_drop=base.accuracy_drop,
                 config=replace(base, granularity=granularity), finetune=ft,
                 reference_accuracy=ref["accuracy"], test_data=splits.test, device=args.device,
-                on_step=_printer(ui, label, report.total()),
+                on_step=_printer(ui, label, report.total(),
+                                 report.weights() if granularity == "channel" else None),
                 progress=ui.batches)
     table = comparison_table(report, dense_acc, ref, results)
     sys.stdout.write(table)
@@ -165,10 +166,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _printer(ui: Any, method: str, dense_energy: float) -> Any:
+def _printer(ui: Any, method: str, dense_energy: float, dense_weights: int | None) -> Any:
     from nnjoules.prune.bars import round_line
 
-    return lambda record: ui.note(round_line(method, record, dense_energy))
+    return lambda record: ui.note(round_line(method, record, dense_energy, dense_weights))
 
 
 def dense_table(report: Any, data: str, batch: int) -> str:

@@ -281,8 +281,11 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
             if phase == "reference-done" and stop == "reference":
                 raise StopRequested("the dense reference")
 
+        # channel pruning shrinks the model: count its non-zero weights against the dense's
+        dense_weights = dense_report.weights() if cfg.granularity == "channel" else None
+
         def on_step(record: Any) -> None:
-            ui.note(round_line(cfg.method, record, dense_report.total()))
+            ui.note(round_line(cfg.method, record, dense_report.total(), dense_weights))
             done["n"] += 1
             if isinstance(stop, int) and done["n"] >= stop:
                 raise StopRequested(f"{done['n']} round(s)")

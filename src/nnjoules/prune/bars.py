@@ -62,11 +62,24 @@ def bars(*, quiet: bool = False) -> Iterator[Bars]:
         yield Bars(progress, console, quiet)
 
 
-def round_line(method: str, record: Any, dense_energy: float) -> str:
-    """``energy-aware round 3: accepted  val 89.12%  nonzero 21.4%  energy 0.412x``."""
+def round_line(method: str, record: Any, dense_energy: float,
+               dense_weights: int | None = None) -> str:
+    """``energy-aware round 3: accepted  val 89.12%  non-zero weights 21.4%  energy 0.412x
+    dense  (2.1 s)``.
+
+    Args:
+        method: the method's label.
+        record: the round's `nnjoules.prune.result.StepRecord`.
+        dense_energy: the dense model's energy, in the record's unit.
+        dense_weights: the dense model's prunable weights, for channel pruning, whose
+            records count the weights of the shrunk model (their own density is about
+            100 %); None: the record's density.
+    """
     verdict = "accepted" if record.accepted else "undone  "
+    density = record.density if dense_weights is None else \
+        record.nonzero_weights / dense_weights
     return (f"{method} round {record.round}: {verdict} val {100 * record.accuracy:.2f}%  "
-            f"non-zero weights {100 * record.density:.1f}%  energy "
+            f"non-zero weights {100 * density:.1f}%  energy "
             f"{record.energy / dense_energy:.3f}x dense  ({record.seconds:.1f} s)")
 
 
