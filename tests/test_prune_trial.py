@@ -4,6 +4,7 @@ warnings on stderr, the summary's wording and the permanent model file."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,15 @@ def test_permanent_model_file_is_smaller_and_gives_the_same_outputs(tmp_path: Pa
     assert torch.equal(model(x), expected)
     assert torch.equal(state["0.weight"] == 0, state["0.weight"].abs() == 0)  # zeros kept
     assert int((state["0.weight"] == 0).sum()) >= 18  # half of 36 pruned
+
+
+@pytest.mark.parametrize("command", ["estimate", "compare", "sweep", "prune"])
+def test_compression_levels_help_shows_a_metavar_not_its_choices(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``{dram,dram,glb,all}`` reads as four choices: the option names a metavar."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "--compression-levels LEVELS" in text
+    for braces in re.findall(r"\{([^}]*)\}", text):
+        assert "dram,glb" not in braces, braces

@@ -134,8 +134,9 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
     add("--compression", choices=[v.value for v in Compression], default=c.compression,
         help=f"DRAM compression of zeros in the energy estimate [{c.compression}]")
     add("--compression-levels", choices=[v.value for v in CompressionLevels],
-        default=c.compression_levels,
-        help=f"which moves carry compressed data in the estimate [{c.compression_levels}]")
+        default=c.compression_levels, metavar="LEVELS",  # "{dram,dram,glb,all}" misleads
+        help="which moves carry compressed data in the estimate: dram, dram,glb or all "
+        f"[{c.compression_levels}]")
     add("--gating", choices=[v.value for v in Gating], default=c.gating,
         help=f"which zeros skip a MAC in the estimate [{c.gating}]")
 
