@@ -499,3 +499,17 @@ def _tiny_input() -> Any:
     import torch
 
     return torch.ones(2, 64)
+
+
+@pytest.mark.parametrize(("written", "got"), [
+    ("pe_array: 0x14", "got 20 (YAML reads 0x... as a hexadecimal number)"),  # YAML's hex
+    ("pe_array: [12, 14]", "got a list"),
+    ("pe_array: 168", "got 168 (YAML reads"),
+])
+def test_a_pe_array_that_is_no_text_and_no_mapping_shows_both_forms(
+        tmp_path: Path, written: str, got: str) -> None:
+    text = _BASE_TEXT.format(mac=1, dram=200).replace("pe_array: 12x14", written)
+    path, msg = _error(tmp_path, text)
+    assert msg.startswith(f"{path}: pe_array: must be 'ROWSxCOLS' with positive numbers, "
+                          "e.g. '12x14', or {rows: 12, cols: 14}; ")
+    assert got in msg

@@ -368,11 +368,14 @@ class _Ctx:
         return int(kb * BYTES_PER_KB)
 
     def pe_array(self, value: object) -> PEArray:
-        if isinstance(value, str):
-            match = _PE_ARRAY_TEXT.fullmatch(value)
+        if isinstance(value, str) or not isinstance(value, Mapping):  # 0x14: YAML's hex 20
+            match = _PE_ARRAY_TEXT.fullmatch(value) if isinstance(value, str) else None
             if match is None or 0 in (int(match[1]), int(match[2])):
+                hexa = " (YAML reads 0x... as a hexadecimal number)" if \
+                    isinstance(value, int) and not isinstance(value, bool) else ""
                 raise self.error("pe_array", f"must be 'ROWSxCOLS' with positive numbers, "
-                                 f"e.g. '12x14', or {{rows: 12, cols: 14}}; got {_show(value)}")
+                                 f"e.g. '12x14', or {{rows: 12, cols: 14}}; got "
+                                 f"{_show(value)}{hexa}")
             rows, cols = int(match[1]), int(match[2])
         else:
             m = self.fields(value, "pe_array", ("rows", "cols"))
