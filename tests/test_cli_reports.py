@@ -41,6 +41,18 @@ def test_reports_say_densities_come_from_random_inputs(tmp_path, capsys):
     assert note.startswith("activation densities measured on random N(0, 1) inputs (seed 3)")
     assert main(["estimate", *TINY, "--json", str(out), "--dense", "--quiet"]) == 0
     assert json.loads(out.read_text())["notes"] == []
+    # --densities giving every layer's ifmaps and ofmaps leaves no measured activation
+    layers = [lay["name"] for lay in json.loads(out.read_text())["layers"]]
+    given = tmp_path / "d.json"
+    given.write_text(json.dumps({name: {"ifmaps": 0.5, "ofmaps": 0.5} for name in layers}))
+    assert main(["estimate", *TINY, "--json", str(out), "--densities", str(given),
+                 "--quiet"]) == 0
+    assert json.loads(out.read_text())["notes"] == []
+    given.write_text(json.dumps({layers[0]: {"ifmaps": 0.5, "ofmaps": 0.5}}))  # one only
+    assert main(["estimate", *TINY, "--json", str(out), "--densities", str(given),
+                 "--quiet"]) == 0
+    (note,) = json.loads(out.read_text())["notes"]
+    assert note.startswith("activation densities measured on random N(0, 1) inputs")
 
 
 def test_operands_take_the_hardware_word_width_unless_bits_is_given(tmp_path, capsys):

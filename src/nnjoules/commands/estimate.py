@@ -15,6 +15,7 @@ from nnjoules.commands.common import (
     with_random_inputs_note,
 )
 from nnjoules.commands.options import check_input_size, densities_named, read_densities
+from nnjoules.energy.workload import Workload
 from nnjoules.errors import InputError
 
 
@@ -83,7 +84,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
                           densities=densities, measure_density=not args.dense,
                           name=display_name(args.model), seed=args.seed,
                           dataflow=args.dataflow, progress=advance)
-    if not args.dense:
+    if not args.dense and not _activations_given(report.workload, densities):
         report = replace(report, workload=with_random_inputs_note(report.workload, args.seed))
     if not args.quiet:
         sys.stdout.write(report.to_table())
@@ -99,4 +100,10 @@ def _run_estimate(args: argparse.Namespace) -> int:
             wrote(path)
     return 0
 
+
+def _activations_given(workload: Workload, densities: dict[str, dict[str, float]] | None) -> bool:
+    """Whether ``--densities`` sets the ifmap and ofmap density of every layer, so that
+    no measured activation density (from random inputs) is left in the report."""
+    return densities is not None and all(
+        {"ifmaps", "ofmaps"} <= set(densities.get(layer.name, ())) for layer in workload)
 
