@@ -236,3 +236,17 @@ def test_compression_levels_help_shows_a_metavar_not_its_choices(
     assert "--compression-levels LEVELS" in text
     for braces in re.findall(r"\{([^}]*)\}", text):
         assert "dram,glb" not in braces, braces
+
+
+def test_cpu_latency_line_says_slower_rather_than_below_one_times_faster() -> None:
+    from nnjoules.prune.latency import latency_line
+
+    record = {"threads": 1,
+              "dense": [{"batch": 1, "ms_per_image": 3.78, "runs": 7},
+                        {"batch": 16, "ms_per_image": 0.756, "runs": 7}],
+              "pruned": [{"batch": 1, "ms_per_image": 3.47, "runs": 7},
+                         {"batch": 16, "ms_per_image": 1.01, "runs": 7}]}
+    line = latency_line(record)
+    assert "batch 1: 3.78 -> 3.47 ms/image (1.09x faster)" in line  # 3.78 / 3.47
+    assert "batch 16: 0.756 -> 1.01 ms/image (1.34x slower)" in line  # 1.01 / 0.756
+    assert "0.75x" not in line

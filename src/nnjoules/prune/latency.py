@@ -94,9 +94,11 @@ def latency_line(record: dict[str, Any]) -> str:
     cells = []
     for dense, pruned in zip(record["dense"], record["pruned"], strict=True):
         before, after = dense["ms_per_image"], pruned["ms_per_image"]
-        cells.append(f"batch {dense['batch']}: {before:.3g} -> {after:.3g} ms/image "
-                     f"({before / after:.2f}x faster)" if after > 0 else
-                     f"batch {dense['batch']}: {before:.3g} -> {after:.3g} ms/image")
+        cell = f"batch {dense['batch']}: {before:.3g} -> {after:.3g} ms/image"
+        if after > 0 and before > 0:  # "0.75x faster" reads badly: say slower
+            cell += f" ({before / after:.2f}x faster)" if before >= after else \
+                f" ({after / before:.2f}x slower)"
+        cells.append(cell)
     runs = record["dense"][0]["runs"] if record["dense"] else 0
     threads = record["threads"]
     return (f"{'; '.join(cells)} (torch, {threads} thread{'s' if threads != 1 else ''}, "
