@@ -133,3 +133,22 @@ def test_nan_after_fine_tuning_is_named_with_the_round() -> None:
                                          r"non-finite value\(s\) \(NaN or Inf\) after the "
                                          r"fine-tuning of round 1"):
         pruner.step()
+
+
+def test_a_run_folder_or_its_torch_export_points_to_the_runs_model_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    model = build_model("lenet5").eval()
+    write_model(run / "model.pt")
+    torch.save(torch.fx.symbolic_trace(model), run / "model-module.pt")  # as prune exports
+    monkeypatch.chdir(tmp_path)
+    assert main(["estimate", "run", "--quiet"]) == 2
+    assert one_error_line(capsys) == "run: is a folder, not a model; give its model file, " \
+        "run/model.pt"
+    assert main(["estimate", "run/model-module.pt", "--quiet"]) == 2
+    assert one_error_line(capsys).endswith("; estimate the run's run/model.pt instead")
+    (tmp_path / "empty").mkdir()
+    assert main(["estimate", "empty", "--quiet"]) == 2
+    assert one_error_line(capsys) == "empty: is a folder, not a model"

@@ -85,6 +85,10 @@ def _from_torchvision(name: str, *, seed: int) -> LoadedModel:
     import torchvision
 
     names = torchvision_names()
+    if name not in names and Path(name).is_dir():  # e.g. a prune run folder
+        inside = Path(name) / "model.pt"
+        hint = f"; give its model file, {inside}" if inside.is_file() else ""
+        raise ModelLoadError(f"{name}: is a folder, not a model{hint}")
     if name not in names:
         import difflib
 
@@ -107,7 +111,10 @@ def _from_model_file(path: Path) -> LoadedModel:
 
     try:
         _name, model, _info = load_model_file(path)
-    except InputError:
+    except InputError as err:
+        sibling = path.with_name("model.pt")
+        if path.name == "model-module.pt" and sibling.is_file():  # the export for torch alone
+            raise ModelLoadError(f"{err}; estimate the run's {sibling} instead") from None
         raise
     except Exception as err:  # a damaged file: the unpickler or the state dict fails anyhow
         raise ModelLoadError(f"{path}: not a model file of nnjoules, or a damaged one "
