@@ -140,6 +140,10 @@ def test_dynamic_batch_and_input_shape(tmp_path: Path) -> None:
         workload_from_onnx(path, input_shape=(16, 20))
     with pytest.raises(InputError, match="must be positive integers"):
         workload_from_onnx(path, batch=0)
+    with pytest.raises(ModelLoadError, match=r"graph input 'x' has unknown dimensions "
+                                             r"\[1, 3, h, w\]: give the per-item shape "
+                                             r"\(--input-shape C,H,W, or input_shape=\)$"):
+        workload_from_onnx(path)  # the spatial sizes are unknown without it
 
 
 def test_unmodelled_and_free_nodes(tmp_path: Path) -> None:

@@ -413,7 +413,8 @@ def _run_for_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto],
     for value_info in inputs:
         if not all(d.dim_value > 0 for d in value_info.type.tensor_type.shape.dim):
             raise _unresolved_error(first, path, f"; graph input {value_info.name!r} has "
-                                    f"unknown dimensions {dims_text(value_info)}")
+                                    f"unknown dimensions {dims_text(value_info)}: give the "
+                                    "per-item shape (--input-shape C,H,W, or input_shape=)")
     wanted = sorted({i for n in model.graph.node if n.op_type in _HANDLERS
                      for i in n.input if i} - {t.name for t in model.graph.initializer})
     try:
