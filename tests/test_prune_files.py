@@ -152,3 +152,22 @@ def test_a_run_folder_or_its_torch_export_points_to_the_runs_model_file(
     (tmp_path / "empty").mkdir()
     assert main(["estimate", "empty", "--quiet"]) == 2
     assert one_error_line(capsys) == "empty: is a folder, not a model"
+
+
+def test_hardware_no_mapping_fits_fails_before_the_run_folder_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_data import write_fake_fashion_mnist
+
+    data = tmp_path / "fm"
+    write_fake_fashion_mnist(data, n_train=10_600, n_test=100, gz=False)
+    model = write_model(tmp_path / "m.pt")
+    run = tmp_path / "run"
+    argv = ["prune", str(model), "--out", str(run), "--data-dir", str(data), "--train-limit",
+            "200", "--val-limit", "100", "--test-limit", "100", "--quiet"]
+    assert main([*argv, "--hardware", "systolic-32x32"]) == 1  # no RS mapping: 1-byte pads
+    err = capsys.readouterr().err
+    assert "is made for the systolic-ws or systolic-os dataflow" in err
+    assert not run.exists()  # so the same --out works with another --hardware
+    assert main([*argv, "--hardware", "eyeriss", "--stop-after", "reference",
+                 "--reference", "given"]) == 0
+    assert (run / "run.json").is_file()

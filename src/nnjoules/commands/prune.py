@@ -258,6 +258,12 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     resume = args.resume is not None
     ident = run_identity(model, (splits.train, splits.val, splits.test), cfg, ft,
                          opts["reference"], None, opts["hardware"])
+    # the dense estimate before run.json: a layer no mapping fits on --hardware fails here
+    # without leaving a run folder that only --resume (with that hardware) would accept
+    if not args.quiet and is_main_rank():
+        print("estimating the dense model's energy", file=sys.stderr)
+    meter = _meter(splits, cfg, opts)
+    dense_report = meter.report(model)
     if is_main_rank():  # run.json first: a kill in any later phase leaves a resumable folder
         open_run(folder, ident, resume=resume,
                  extra={"options": opts, "command": command_line()})
@@ -265,9 +271,6 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     with bars(quiet=args.quiet) as ui:
         ui.note(f"{cfg.method} pruning of {name} on {splits.describe()}"
                 + (f" (resuming {folder})" if resume else ""))
-        ui.note("estimating the dense model's energy")
-        meter = _meter(splits, cfg, opts)
-        dense_report = meter.report(model)
         if is_main_rank():
             dense_report.to_json(folder / "energy-dense.json")
 
