@@ -237,6 +237,13 @@ def test_the_brief_example_message(tmp_path: Path) -> None:
     ({"global_buffer__sise_bytes": 1}, "global_buffer.sise_bytes", "did you mean 'size_bytes'?"),
     ({"register_file__psum": {}}, "register_file.psum", "did you mean 'psums'?"),
     ({"array__read_energy": 1}, "array.read_energy", "expected one of: transfer_energy"),
+    ({"dram__clock_mhz": 60}, "dram.clock_mhz", "(clock_mhz belongs at the top level)"),
+    ({"register_file__bandwidth_bits_per_cycle": 64}, "register_file.bandwidth_bits_per_cycle",
+     "(bandwidth_bits_per_cycle belongs under dram or global_buffer)"),
+    ({"bandwidth_bits_per_cycle": 64}, "bandwidth_bits_per_cycle",
+     "(bandwidth_bits_per_cycle belongs under dram or global_buffer)"),
+    ({"global_buffer__weights": {}}, "global_buffer.weights",
+     "(weights is a scratch pad of register_file)"),
 ])
 def test_unknown_key_suggests_the_closest(tmp_path: Path, changes: dict[str, Any], field: str,
                                           detail: str) -> None:

@@ -226,6 +226,17 @@ def _suggest(word: str, choices: Collection[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _elsewhere(key: str, path: str) -> str:
+    """Where ``key`` belongs when it is a known key misplaced (``dram.clock_mhz``)."""
+    if path and key in _TOP_KEYS:
+        return f" ({key} belongs at the top level)"
+    if key == _BANDWIDTH:
+        return f" ({key} belongs under dram or global_buffer)"
+    if path != "register_file" and key in _PADS:
+        return f" ({key} is a scratch pad of register_file)"
+    return ""
+
+
 # ---------------------------------------------------------------------------- validation
 
 
@@ -273,7 +284,8 @@ class _Ctx:
             if not isinstance(key, str):
                 raise self.error(path, f"keys must be strings, got {_show(key)}")
             if key not in allowed:
-                raise self.error(_join(path, key), f"unknown key{_suggest(key, allowed)}; "
+                hint = _suggest(key, allowed) or _elsewhere(key, path)
+                raise self.error(_join(path, key), f"unknown key{hint}; "
                                  f"expected one of: {', '.join(allowed)}")
         return value
 
