@@ -239,3 +239,13 @@ def test_dataflow_is_a_sweep_parameter(tmp_path) -> None:  # type: ignore[no-unt
     result.plot().savefig(tmp_path / "s.png")
     with pytest.raises(InputError, match=r"dataflow.*unknown 'OS-Z'"):
         sweep(workload, {"dataflow": ["OS-Z"]})
+
+
+@pytest.mark.parametrize("command", ["estimate", "compare", "sweep"])
+def test_every_registered_dataflow_is_named_in_the_help(command: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # undo the wrapping
+    for name in DATAFLOWS:  # the systolic ones too, which the help once left out
+        assert name in text, name

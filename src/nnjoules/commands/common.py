@@ -16,6 +16,7 @@ from nnjoules.commands.options import (
     positive_int,
     shape,
 )
+from nnjoules.energy.dataflows import known_dataflows
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.workload import Density, Precision, Workload
 from nnjoules.errors import InputError
@@ -52,10 +53,9 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
                         help="seed of random weights and inputs")
     parser.add_argument("--dataflow", type=dataflow_name, default="row-stationary",
                         metavar="NAME",
-                        help="row-stationary, weight-stationary, output-stationary-a, -b, -c "
-                        "or no-local-reuse (ISCA 2016; RS, WS, OS-A, OS-B, OS-C, NLR also "
-                        "accepted); pair with the matching eyeriss-isca2016-* preset for the "
-                        "paper's equal-area storage split [row-stationary]")
+                        help=f"{known_dataflows()}; pair an ISCA 2016 one with its "
+                        "eyeriss-isca2016-* preset (the paper's equal-area storage split), "
+                        "systolic-ws/-os with systolic-32x32 [row-stationary]")
 
 
 def add_clock_option(parser: argparse.ArgumentParser) -> None:

@@ -44,9 +44,16 @@ def canonical_name(dataflow: str) -> str:
     choices = [*DATAFLOWS, *_ALIASES]
     close = difflib.get_close_matches(key, choices, n=1)
     hint = f" (did you mean {_ALIASES.get(close[0], close[0])!r}?)" if close else ""
-    known = ", ".join(f"{name} ({ABBREVIATIONS[name]})" if name in ABBREVIATIONS else name
-                      for name in DATAFLOWS)
-    raise InputError(f"dataflow: unknown {dataflow!r}{hint}; known: {known}")
+    raise InputError(f"dataflow: unknown {dataflow!r}{hint}; known: {known_dataflows()}")
+
+
+def known_dataflows() -> str:
+    """Every registered dataflow, with its abbreviation, for help texts and errors.
+
+    >>> known_dataflows().split(", ")[:2]
+    ['row-stationary (RS)', 'weight-stationary (WS)']
+    """
+    return ", ".join(dataflow_label(name) for name in DATAFLOWS)
 
 
 def get_dataflow(dataflow: str | Dataflow) -> Dataflow:
