@@ -249,3 +249,24 @@ def test_every_registered_dataflow_is_named_in_the_help(command: str, capsys) ->
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # undo the wrapping
     for name in DATAFLOWS:  # the systolic ones too, which the help once left out
         assert name in text, name
+
+
+def test_a_layer_that_fits_no_mapping_on_another_dataflows_preset_names_its_dataflow() -> None:
+    from dataclasses import replace
+
+    workload = Workload("toy", (LAYERS[1],))  # 7-wide filter rows: no 1-byte pad holds one
+    npu = load_hardware("systolic-32x32")
+    with pytest.raises(MappingError) as err:
+        estimate_workload(workload, npu)  # row-stationary, the default
+    assert str(err.value).endswith(" (the preset 'systolic-32x32' is made for the "
+                                   "systolic-ws or systolic-os dataflow)")
+    assert "\n" not in str(err.value)
+    with pytest.raises(MappingError, match=r"made for the no-local-reuse dataflow\)$"):
+        estimate_workload(workload, load_hardware("eyeriss-isca2016-nlr"), dataflow="WS")
+    with pytest.raises(MappingError) as err:  # the user's own hardware: no claim about it
+        estimate_workload(workload, replace(npu, name="my-npu"))
+    assert "made for" not in str(err.value)
+    assert estimate_workload(workload, npu, dataflow="systolic-ws").total() > 0
+    point = sweep(workload, {"glb_kb": ["640"]}, hardware="systolic-32x32").points[0]
+    assert point.totals is None and point.error is not None
+    assert point.error.endswith("is made for the systolic-ws or systolic-os dataflow)")

@@ -17,6 +17,7 @@ from nnjoules.energy.cost import (
 from nnjoules.energy.dataflows import DEFAULT_DATAFLOW, get_dataflow
 from nnjoules.energy.dataflows.base import Dataflow, DataflowMapping, lower_to_fc
 from nnjoules.energy.hardware import Hardware
+from nnjoules.energy.hardware.catalog import preset_hint
 from nnjoules.energy.results import LayerEstimate
 from nnjoules.energy.timing import layer_timing
 from nnjoules.energy.workload import Density, Layer, Precision, Workload
@@ -125,7 +126,10 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
             progress(layer)
         key = (layer.shape_key, layer.density)
         if key not in searched:
-            searched |= _search_shape(flow, workload, layer, hw, rules, searched)
+            try:
+                searched |= _search_shape(flow, workload, layer, hw, rules, searched)
+            except MappingError as err:  # a preset made for another dataflow? say so
+                raise MappingError(f"{err}{preset_hint(hw.name, flow.name)}") from None
         mapping, lowered = searched[key]
         mapped = lower_to_fc(layer) if lowered else layer
         assert mapped is not None  # lowered only when lower_to_fc applies
