@@ -167,3 +167,21 @@ def test_compare_and_sweep_tables_fit_too():
     text = swept.to_table(width=60)
     assert all(len(line) <= 60 for line in text.splitlines()) and "…" not in text
     assert len([line for line in text.splitlines() if re.match(r" *[0-9]+ {2}", line)]) == 3
+
+
+def test_energy_per_mac_stays_short_on_costly_hardware():
+    from nnjoules.energy.hardware import eyeriss
+    from nnjoules.report.compare import compare
+    from toy_reports import toy_report
+
+    base = eyeriss()
+    costly = replace(base, name="costly", dram=replace(base.dram, read=1e12, write=1e12))
+    report = toy_report(hardware=costly)
+    per_mac = report.total() / report.macs()  # about 1e10 here: 10 digits with .2f
+    assert per_mac > 1e9
+    text = " ".join(report.to_table(width=200).split())
+    digits, suffix = re.search(r"\(([\d.]+)([kMGT]) per MAC", text).groups()
+    assert float(digits) * SUFFIX[suffix] == pytest.approx(per_mac, rel=1e-3)
+    assert f"{per_mac:.2f}" not in text
+    table = compare([report, toy_report(hardware=base)]).to_table(width=200)
+    assert f"{per_mac:.2f}" not in table

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from nnjoules.energy.results import Totals
 from nnjoules.errors import InputError
 from nnjoules.report.summary import rows_to_csv, write_text
-from nnjoules.report.table import Column, power_cell, power_header, render_table, seconds, si
+from nnjoules.report.table import (
+    Column,
+    per_mac,
+    power_cell,
+    power_header,
+    render_table,
+    seconds,
+    si,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -140,7 +148,7 @@ class Comparison:
         columns += [col("latency (x)", [f"{seconds(r['latency_s'])} "
                                         f"{_times(r['latency_s_ratio'])}" for r in rows], 1),
                     col(power_header(self.unit), [power_cell(t) for t in self.totals()], 3),
-                    col("E/MAC", [f"{r['energy_per_mac']:.2f}" for r in rows], 3),
+                    col("E/MAC", [per_mac(r["energy"], r["macs"]) for r in rows], 3),
                     col("DRAM %", [_percent(r["energy_dram"], r["energy"]) for r in rows], 6),
                     col("data movement %", [_percent(r["data_movement"], r["energy"])
                                             for r in rows], 7)]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from nnjoules.energy.cost import GATING_TEXT, LEVELS_TEXT
 from nnjoules.energy.hardware import OPERANDS, AccessCost, Hardware
 from nnjoules.errors import InputError
-from nnjoules.report.table import dataflow_text, mapping_header, seconds, si
+from nnjoules.report.table import dataflow_text, mapping_header, per_mac, seconds, si
 
 if TYPE_CHECKING:
     from nnjoules.energy.results import LayerEstimate, NetworkEstimate
@@ -116,7 +116,7 @@ def _columns(total: float) -> tuple[Column, ...]:
         *(_level_column(key) for key in _LEVEL_HEADERS),
         *(_operand_column(key) for key in _OPERAND_HEADERS),
         Column("e_per_mac", "E/MAC", lambda item: item.total / item.layer.macs,
-               lambda v: f"{v:.2f}"),
+               lambda v: per_mac(v, 1)),
         Column("d_weights", "weight density", lambda item: item.layer.density.weights, _fixed),
         Column("d_ifmaps", "ifmap density", lambda item: item.layer.density.ifmaps, _fixed),
         Column("d_ofmaps", "ofmap density", lambda item: item.layer.density.ofmaps, _fixed),
@@ -200,7 +200,7 @@ def _cards(report: NetworkEstimate) -> str:
     levels = report.by_level()
     dram = 100 * levels["dram"] / total if total else 0.0
     cards = (("energy", f"{si(total)} {report.unit.value}"),
-             ("energy per MAC", f"{total / report.macs():.2f}"),
+             ("energy per MAC", per_mac(total, report.macs())),
              ("data movement", f"{moved:.1f}%"), ("DRAM", f"{dram:.1f}%"),
              ("layers", str(len(report.layers))), ("MACs", si(report.macs())),
              ("non-skipped MACs", si(report.nonskipped_macs())),

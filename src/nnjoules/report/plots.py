@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from nnjoules.errors import InputError
-from nnjoules.report.table import si
+from nnjoules.report.table import per_mac, si
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -158,7 +158,7 @@ def plot_summary(report: NetworkEstimate) -> Figure:
         ax.tick_params(axis="x", labelsize="small", labelrotation=20)
         ax.margins(y=0.12)
     fig.suptitle(f"{report.workload.name} on {report.hardware.name}: {si(total)} "
-                 f"{report.unit.value}, {report.total() / report.macs():.2f} per MAC, "
+                 f"{report.unit.value}, {per_mac(report.total(), report.macs())} per MAC, "
                  f"DRAM compression {report.compression.value}")
     return fig
 

@@ -23,6 +23,7 @@ from nnjoules.report.pareto import pareto_mask
 from nnjoules.report.summary import rows_to_csv, write_text
 from nnjoules.report.table import (
     Column,
+    per_mac,
     power_cell,
     power_header,
     render_table,
@@ -237,7 +238,7 @@ class Sweep:
             cells["latency"].append(seconds(point.totals.latency_s))
             cells[power].append(power_cell(point.totals))
             cells["Pareto"].append("yes" if point.index in front else "")
-            cells["E/MAC"].append(f"{point.totals.energy_per_mac:.2f}")
+            cells["E/MAC"].append(per_mac(point.totals.energy, point.totals.macs))
             cells["DRAM %"].append(_percent(point.totals.by_level["dram"],
                                             point.totals.energy))
         priorities = {"energy": 0, "per item": 1, "x best": 1, "latency": 1, power: 3,

@@ -174,8 +174,16 @@ def _shape(layer: Layer) -> str:
     return text
 
 
-def _per_mac(energy: float, macs: float) -> str:
-    return f"{energy / macs:.2f}" if macs else "-"
+def per_mac(energy: float, macs: float) -> str:
+    """Energy per MAC: two decimals, or `si` from 10,000 up (pJ presets with huge costs).
+
+    >>> per_mac(2291, 100), per_mac(2.4847e19, 1e9), per_mac(1, 0)
+    ('22.91', '24.85G', '-')
+    """
+    if not macs:
+        return "-"
+    value = energy / macs
+    return f"{value:.2f}" if abs(value) < 1e4 else si(value)
 
 
 def report_columns(report: NetworkEstimate) -> list[Column]:
@@ -199,7 +207,7 @@ def report_columns(report: NetworkEstimate) -> list[Column]:
           for header, key, priority in (("DRAM", "dram", 9), ("GLB", "glb", 11),
                                         ("array", "array", 12), ("RF", "rf", 10),
                                         ("MAC", "mac", 13))),
-        col("E/MAC", [_per_mac(i.total, i.layer.macs) for i in items], 5),
+        col("E/MAC", [per_mac(i.total, i.layer.macs) for i in items], 5),
         col("cycles", [si(i.timing.cycles) for i in items], 6),
         col("bound", [i.timing.bound.value for i in items], 6, left=True),
         col(mapping_header(items), [" ".join(str(v) for v in i.mapping.as_dict().values())
@@ -232,7 +240,7 @@ def footer(report: NetworkEstimate, width: int) -> list[str]:
     per_item = f"; per item {si(total / items)}" if items else ""
     lines = [
         ("total energy", f"{si(total)} {unit} for the batch{per_item} "
-                         f"({_per_mac(total, report.macs())} per MAC; data movement {share})"),
+                         f"({per_mac(total, report.macs())} per MAC; data movement {share})"),
         ("batch", batch_text(report)),
         ("MACs", f"{si(report.macs())} in {len(report.layers)} layers, "
                  f"{si(report.nonskipped_macs())} not skipped"),
