@@ -181,3 +181,20 @@ def test_importing_nnjoules_does_not_load_matplotlib_and_plots_need_no_display()
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_titles_name_a_dataflow_other_than_row_stationary():
+    from nnjoules.energy.estimate import estimate_workload
+    from nnjoules.energy.hardware import eyeriss
+    from toy_reports import toy_workload
+
+    systolic = estimate_workload(toy_workload(), eyeriss(), dataflow="systolic-os")
+    rs = estimate_workload(toy_workload(), eyeriss())
+    for kind in ("operand", "level", "summary", "proxies"):
+        fig = systolic.plot(kind)
+        titles = [fig.get_suptitle(), *(ax.get_title() for ax in fig.axes)]
+        assert any("toy on eyeriss (systolic-os)" in t for t in titles), (kind, titles)
+        fig = rs.plot(kind)
+        titles = [fig.get_suptitle(), *(ax.get_title() for ax in fig.axes)]
+        assert not any("(row-stationary)" in t for t in titles)
+        assert any("toy on eyeriss" in t for t in titles)

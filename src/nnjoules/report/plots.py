@@ -118,7 +118,7 @@ def _stacked_layers(report: NetworkEstimate, parts: Sequence[tuple[str, str, str
     _layer_axis(ax, names)
     ax.yaxis.set_major_formatter(SI_FORMATTER)
     ax.set_ylabel(report_energy_label(report))
-    ax.set_title(f"{report.workload.name} on {report.hardware.name}: energy per layer by {by}"
+    ax.set_title(f"{_where(report)}: energy per layer by {by}"
                  f"\ntotal {si(report.total())} {report.unit.value}", pad=24)
     _legend_on_top(ax, len(parts))
     return fig
@@ -157,10 +157,16 @@ def plot_summary(report: NetworkEstimate) -> Figure:
         ax.set_ylabel(report_energy_label(report))
         ax.tick_params(axis="x", labelsize="small", labelrotation=20)
         ax.margins(y=0.12)
-    fig.suptitle(f"{report.workload.name} on {report.hardware.name}: {si(total)} "
+    fig.suptitle(f"{_where(report)}: {si(total)} "
                  f"{report.unit.value}, {per_mac(report.total(), report.macs())} per MAC, "
                  f"DRAM compression {report.compression.value}")
     return fig
+
+
+def _where(report: NetworkEstimate) -> str:
+    """``alexnet on eyeriss``, with the dataflow when it is not row-stationary."""
+    flow = "" if report.dataflow == "row-stationary" else f" ({report.dataflow})"
+    return f"{report.workload.name} on {report.hardware.name}{flow}"
 
 
 def plot_proxies(report: NetworkEstimate) -> Figure:
@@ -182,7 +188,7 @@ def plot_proxies(report: NetworkEstimate) -> Figure:
     _layer_axis(ax, names)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.set_ylabel("share of the network total (%)")
-    ax.set_title(f"{report.workload.name} on {report.hardware.name}\nweights and MACs as "
+    ax.set_title(f"{_where(report)}\nweights and MACs as "
                  "proxies of energy, per layer", pad=24)
     _legend_on_top(ax, len(PROXY_PARTS))
     return fig
