@@ -278,3 +278,13 @@ def test_killed_sweep_processes_resume_to_the_uninterrupted_csv(tmp_path):
     assert main(_cli("--csv", str(whole))[3:]) == 0
     assert part.read_bytes() == whole.read_bytes()
     assert second == [r | {"pareto": ""} for r in rows_of(whole.read_text())[:len(second)]]
+
+
+@pytest.mark.parametrize("jobs", ["-1", "two"])
+def test_bad_jobs_names_zero_as_allowed(jobs, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["sweep", "lenet5", "--set", "glb_kb=32", "--jobs", jobs])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert (f"argument --jobs: expected 0 (one per CPU) or a positive number of processes, "
+            f"got '{jobs}'") in err and err.count("\n") == 1

@@ -97,7 +97,11 @@ def _jobs(text: str) -> int:
 
     if text.strip() == "0":
         return os.cpu_count() or 1
-    return positive_int(text)
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:  # 0 is allowed: do not say "positive"
+        raise argparse.ArgumentTypeError(f"expected 0 (one per CPU) or a positive number of "
+                                         f"processes, got {text!r}") from None
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
