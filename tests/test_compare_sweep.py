@@ -348,3 +348,14 @@ def test_every_json_field_is_documented():
     layer = data["layers"][0]
     fields = set(data) | set(data["totals"]) | set(layer) | set(layer["energy"])
     assert fields - documented == set()
+
+
+def test_compare_names_each_entrys_bit_widths():
+    eight = estimate_workload(toy_workload().with_precision(Precision(8, 8, 8)), eyeriss())
+    mixed = toy_workload()
+    mixed = replace(mixed, name="mixed", layers=(
+        mixed.layers[0].with_precision(Precision(4, 8, 16)), *mixed.layers[1:]))
+    result = compare([eight, toy_report(), estimate_workload(mixed, eyeriss())])
+    assert [r["bits"] for r in result.rows()] == ["8/8/8", "16/16/16", "mixed"]
+    assert "bits W/I/O" in result.to_table(width=200)
+    assert read_csv(result.to_csv())[0]["bits"] == "8/8/8"

@@ -95,7 +95,8 @@ class Comparison:
             row: dict[str, Any] = {
                 "label": label, "network": report.workload.name,
                 "hardware": report.hardware.name, "unit": report.unit.value,
-                "compression": report.compression.value, "layers": len(report.layers)}
+                "compression": report.compression.value, "bits": _bits(report),
+                "layers": len(report.layers)}
             row |= totals.columns()
             row |= {f"{key}_ratio": value for key, value in ratios.items()}
             out.append(row)
@@ -139,7 +140,8 @@ class Comparison:
 
         columns = [col("entry", [r["label"] for r in rows], 0, left=True, shrink=True),
                    col("network", [r["network"] for r in rows], 8, left=True, shrink=True),
-                   col("hardware", [r["hardware"] for r in rows], 9, left=True, shrink=True)]
+                   col("hardware", [r["hardware"] for r in rows], 9, left=True, shrink=True),
+                   col("bits W/I/O", [r["bits"] for r in rows], 3, left=True)]
         for header, key, priority in (("weights", "weights", 4), ("MACs", "macs", 2),
                                       ("non-skipped", "nonskipped_macs", 5),
                                       ("energy", "energy", 0)):  # value and ratio together
@@ -188,6 +190,14 @@ def default_labels(reports: Sequence[NetworkEstimate]) -> tuple[str, ...]:
         if len(set(labels)) == len(labels):
             return tuple(labels)
     return tuple(f"{label} #{i + 1}" for i, label in enumerate(candidates[2]))
+
+
+def _bits(report: NetworkEstimate) -> str:
+    """Bit-widths ``W/I/O`` of the weights, ifmaps and ofmaps (``8/8/8``), or ``mixed``:
+    hardware of other word widths are compared at their own widths, so say which."""
+    widths = {(lay.layer.precision.weight_bits, lay.layer.precision.ifmap_bits,
+               lay.layer.precision.ofmap_bits) for lay in report.layers}
+    return "/".join(map(str, widths.pop())) if len(widths) == 1 else "mixed"
 
 
 def _ratio(value: float, reference: float) -> float | None:
