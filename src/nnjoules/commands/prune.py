@@ -243,7 +243,7 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     from nnjoules.prune.finetune import is_main_rank
     from nnjoules.prune.masks import check_finite, prunable_layers
     from nnjoules.prune.modelio import save_model
-    from nnjoules.prune.runfolder import open_run
+    from nnjoules.prune.runfolder import check_run, open_run
 
     name, model = resolve_trained(opts["model"])
     prunable_layers(model)  # a clear error before anything runs
@@ -258,8 +258,9 @@ def run_prune(args: argparse.Namespace, opts: dict[str, Any], cfg: Any, ft: Any,
     resume = args.resume is not None
     ident = run_identity(model, (splits.train, splits.val, splits.test), cfg, ft,
                          opts["reference"], None, opts["hardware"])
-    # the dense estimate before run.json: a layer no mapping fits on --hardware fails here
-    # without leaving a run folder that only --resume (with that hardware) would accept
+    # the folder's checks, then the dense estimate, then run.json: a layer no mapping fits
+    # on --hardware fails here without leaving a run folder that only --resume would accept
+    check_run(folder, ident, resume=resume)
     if not args.quiet and is_main_rank():
         print("estimating the dense model's energy", file=sys.stderr)
     meter = _meter(splits, cfg, opts)

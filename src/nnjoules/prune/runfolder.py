@@ -138,12 +138,8 @@ def check_new_folder(folder: Path) -> None:
                      "choose a new or empty folder (its files are never overwritten)")
 
 
-def open_run(folder: Path, ident: dict[str, Any], *, resume: bool,
-             extra: dict[str, Any] | None = None) -> None:
-    """Start a run in ``folder`` (write ``run.json``) or check that it is this run.
-
-    ``resume=False`` needs a new or empty folder, or one whose ``run.json`` is this
-    run and holds no pruning state yet (a caller that wrote the manifest itself).
+def check_run(folder: Path, ident: dict[str, Any], *, resume: bool) -> bool:
+    """Whether ``folder`` already holds this run; writes nothing (see `open_run`).
 
     Raises:
         InputError: see `check_new_folder` and `check_identity`.
@@ -154,8 +150,23 @@ def open_run(folder: Path, ident: dict[str, Any], *, resume: bool,
         if not resume and (folder / "pruner-state.pt").is_file():
             raise InputError(f"{folder} already holds a run; continue it with resume=True "
                              "(--resume) or choose another folder")
-        return
+        return True
     check_new_folder(folder)
+    return False
+
+
+def open_run(folder: Path, ident: dict[str, Any], *, resume: bool,
+             extra: dict[str, Any] | None = None) -> None:
+    """Start a run in ``folder`` (write ``run.json``) or check that it is this run.
+
+    ``resume=False`` needs a new or empty folder, or one whose ``run.json`` is this
+    run and holds no pruning state yet (a caller that wrote the manifest itself).
+
+    Raises:
+        InputError: see `check_new_folder` and `check_identity`.
+    """
+    if check_run(folder, ident, resume=resume):
+        return
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {"format": FORMAT, "identity": ident, **(extra or {})}
     write_text_atomic(folder / RUN_FILE, json.dumps(manifest, indent=2, default=str) + "\n")
