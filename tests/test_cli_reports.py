@@ -119,6 +119,10 @@ def test_compare_names_same_stem_models_by_path(tmp_path, capsys):
     (["--set", "batch=1,2", "--batch", "8"], "--batch and --set batch=... both set it: give one"),
     (["--set", "weight_bits=8", "--bits", "4"],
      "--bits and --set weight_bits=... both set it: give one"),
+    (["--set", "dataflow=RS,OS-B", "--dataflow", "WS"],  # the grid would win silently
+     "--dataflow and --set dataflow=... both set it: give one"),
+    (["--set", "compression=none", "--compression", "rlc"],
+     "--compression and --set compression=... both set it: give one"),
 ])
 def test_sweep_refuses_an_option_the_grid_also_sets(tmp_path, capsys, args, message):
     assert main(["sweep", *TINY, "--csv", str(tmp_path / "s.csv"), *args]) == 2

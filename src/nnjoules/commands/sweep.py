@@ -105,6 +105,8 @@ def _jobs(text: str) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
+    from nnjoules.energy.cost import Compression
+    from nnjoules.energy.dataflows import DEFAULT_DATAFLOW
     from nnjoules.energy.hardware.loading import load_hardware
     from nnjoules.energy.sweep import parse_settings
     from nnjoules.energy.sweep_exec import open_executor
@@ -115,7 +117,13 @@ def _run_sweep(args: argparse.Namespace) -> int:
     for option, value, swept in (("--bits", args.bits, ("bits", "weight_bits", "ifmap_bits",
                                                          "ofmap_bits")),
                                  ("--batch", args.batch, ("batch",)),
-                                 ("--clock-mhz", args.clock_mhz, ("clock_mhz",))):
+                                 ("--clock-mhz", args.clock_mhz, ("clock_mhz",)),
+                                 # options with a default clash when they differ from it
+                                 ("--dataflow", None if args.dataflow == DEFAULT_DATAFLOW
+                                  else args.dataflow, ("dataflow",)),
+                                 ("--compression", None if args.compression ==
+                                  Compression.SIGNIFICANCE_MAP.value else args.compression,
+                                  ("compression",))):
         clash = [name for name in swept if name in grid]
         if value is not None and clash:
             raise InputError(f"{option} and --set {clash[0]}=... both set it: give one")
