@@ -95,6 +95,7 @@ class FieldChecker:
     source: str
 
     def error(self, path: str, message: str) -> HardwareFileError:
+        """The error to raise: ``source: path: message`` (no path: ``source: message``)."""
         return HardwareFileError(f"{self.source}: {path}: {message}" if path
                                  else f"{self.source}: {message}")
 
@@ -119,15 +120,18 @@ class FieldChecker:
         return m[key]
 
     def level(self, top: Mapping[str, Any], key: str, keys: Collection[str]) -> Mapping[str, Any]:
+        """The required section ``top[key]``, a mapping whose keys are all in ``keys``."""
         return self.fields(self.required(top, "", key), key, keys)
 
     def name(self, top: Mapping[str, Any]) -> str:
+        """The required, non-empty ``name``."""
         value = self.required(top, "", "name")
         if not isinstance(value, str) or not value.strip():
             raise self.error("name", f"must be a non-empty string, got {_show(value)}")
         return value
 
     def unit(self, top: Mapping[str, Any]) -> EnergyUnit:
+        """The required energy ``unit`` (``normalized``/``normalised`` or ``pJ``, any case)."""
         value = self.required(top, "", "unit")
         if not isinstance(value, str) or value.lower() not in _UNITS:
             raise self.error("unit", f"unknown unit {_show(value)}; expected one of: "
@@ -155,6 +159,8 @@ class FieldChecker:
         return value
 
     def optional_energy(self, m: Mapping[str, Any], path: str, key: str) -> float | None:
+        """A non-negative, finite energy up to `MAX_ENERGY`, in the file's unit; None if
+        absent."""
         value = m.get(key)
         if value is None:
             return None
@@ -203,6 +209,7 @@ class FieldChecker:
         return int(kb * BYTES_PER_KB)
 
     def pe_array(self, value: object) -> PEArray:
+        """``'ROWSxCOLS'`` or ``{rows, cols}``, at most `MAX_PES` PEs in all."""
         if isinstance(value, str) or not isinstance(value, Mapping):  # 0x14: YAML's hex 20
             match = _PE_ARRAY_TEXT.fullmatch(value) if isinstance(value, str) else None
             if match is None or 0 in (int(match[1]), int(match[2])):
