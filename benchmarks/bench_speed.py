@@ -38,9 +38,9 @@ import nnjoules
 from nnjoules.energy.estimate import estimate_workload
 from nnjoules.energy.extract import extract_workload
 from nnjoules.energy.hardware import eyeriss
-from nnjoules.energy.workload import Precision
+from nnjoules.energy.workload import Precision, Workload
 from nnjoules.errors import MappingError
-from nnjoules.models import load_model
+from nnjoules.models import LoadedModel, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_S = {"alexnet": 0.05, "resnet50": 0.2, "vit_b_16": 0.5}
@@ -59,10 +59,21 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def sample_input(loaded: LoadedModel) -> torch.Tensor:
+    """The fixed (seed 0) batch-1 input every measurement uses."""
+    return torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0))
+
+
+def workload_of(name: str) -> Workload:
+    """Built-in model ``name`` extracted once from its fixed sample input."""
+    loaded = load_model(name)
+    return extract_workload(loaded.model, sample_input(loaded), name=name)
+
+
 def single(name: str, repeats: int) -> dict[str, object]:
     """Median warm wall times of the whole estimate and of its two stages."""
     loaded = load_model(name)
-    x = torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0))
+    x = sample_input(loaded)
     hw = eyeriss()
     nnjoules.estimate(loaded.model, x, hardware=hw)  # warm-up: first-call costs
     totals, extracts, searches = [], [], []
@@ -87,7 +98,7 @@ COLD = """
 import time, torch
 torch.set_num_threads(1)
 import nnjoules
-from nnjoules.models import load_model
+from nnjoules.models import LoadedModel, load_model
 m = load_model({name!r})
 x = torch.randn((1, *m.input_shape), generator=torch.Generator().manual_seed(0))
 start = time.perf_counter()
@@ -109,9 +120,7 @@ def dataflow_speed(name: str, repeats: int) -> list[dict[str, object]]:
     from nnjoules.energy.dataflows import DATAFLOWS
     from nnjoules.energy.hardware import load_hardware
 
-    loaded = load_model(name)
-    x = torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0))
-    workload = extract_workload(loaded.model, x, name=name)
+    workload = workload_of(name)
     rows = []
     for flow in DATAFLOWS:
         hw = load_hardware(DATAFLOW_PRESETS.get(flow, "eyeriss"))
@@ -181,9 +190,7 @@ def engine_vs_point_by_point(model: str, grid: dict[str, str]) -> dict[str, obje
     """In one process: the engine over the whole grid, the plain path on a sample."""
     from nnjoules.energy.sweep import evaluate_point, parse_settings, sweep
 
-    loaded = load_model(model)
-    x = torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0))
-    workload = extract_workload(loaded.model, x, name=model)
+    workload = workload_of(model)
     parsed = parse_settings([f"{k}={v}" for k, v in grid.items()])
     start, cpu = time.perf_counter(), time.process_time()
     result = sweep(workload, parsed)
@@ -221,9 +228,7 @@ def engine_memory(model: str, grid: dict[str, str]) -> dict[str, object]:
     from nnjoules.energy.sweep import PointTask, iter_outcomes, parse_settings
     from nnjoules.energy.sweep_params import apply_hardware, apply_precision
 
-    loaded = load_model(model)
-    x = torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0))
-    workload = extract_workload(loaded.model, x, name=model)
+    workload = workload_of(model)
     parsed = parse_settings([f"{k}={v}" for k, v in grid.items()])
     hw = eyeriss()
     at_bits: dict[object, object] = {}

@@ -8,9 +8,12 @@ exits with code 2, as for any output path the user gave that cannot be used.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from nnjoules.errors import InputError
 
@@ -51,6 +54,23 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically (see `write_bytes_atomic`)."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def json_text(data: Mapping[str, Any], path: str | Path | None = None) -> str:
+    """``data`` as JSON text indented by 2; also written atomically to ``path`` when given.
+
+    The file gets a final newline; the returned text has none.
+
+    Raises:
+        InputError: ``path`` cannot be written (see `write_bytes_atomic`).
+
+    >>> json_text({"a": 1.5})
+    '{\\n  "a": 1.5\\n}'
+    """
+    text = json.dumps(data, indent=2)
+    if path is not None:
+        write_text_atomic(Path(path), text + "\n")
+    return text
 
 
 def os_error_message(err: OSError) -> str:

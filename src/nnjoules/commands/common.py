@@ -211,7 +211,11 @@ def check_output_folder(path: Path | None, option: str) -> None:
 
 
 def check_plot_file(path: Path | None, option: str) -> None:
-    """`check_output_file`, and the suffix must be ``.png`` or ``.svg``."""
+    """`check_output_file`, and the suffix must be ``.png`` or ``.svg``.
+
+    Raises:
+        InputError: another suffix, or the file cannot be written (names ``option``).
+    """
     if path is not None and path.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"{option} {path}: plots are written as .png or .svg")
     check_output_file(path, option)

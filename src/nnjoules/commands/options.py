@@ -119,6 +119,7 @@ def densities_named(path: Path | None) -> Iterator[None]:
 
 
 def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``ArgumentTypeError`` otherwise)."""
     try:
         value = int(text)
     except ValueError:
@@ -139,6 +140,7 @@ def dataflow_name(text: str) -> str:
 
 
 def bits(text: str) -> Any:
+    """argparse type: a `Precision` from ``B`` (all three operands) or ``W,I,O`` bits."""
     from nnjoules.energy.workload import Precision
 
     parts = text.split(",")
@@ -173,6 +175,8 @@ def check_input_size(batch: int, item_shape: tuple[int, ...] | None) -> None:
 
 
 def shape(text: str) -> tuple[int, ...]:
+    """argparse type: positive dimensions ``3,224,224`` (or ``3x224x224``) of one item,
+    at most `MAX_INPUT_VALUES` values (``ArgumentTypeError`` otherwise)."""
     try:
         dims = tuple(int(p) for p in text.replace("x", ",").split(","))
     except ValueError:

@@ -111,6 +111,19 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
                       progress: Callable[[Layer], None] | None = None) -> EnergyReport:
     """Map, count and cost every layer of ``workload`` on ``hw`` under ``dataflow``.
 
+    Args:
+        workload: the layers, with their densities and bit-widths.
+        hw: the accelerator; its unit (normalised or pJ) is every energy's unit.
+        compression: how zeros are compressed in moves (docs/model.md §5).
+        gating: which zero operands skip a MAC.
+        compression_levels: which moves carry compressed weights and ifmaps.
+        dataflow: a registered name (see `nnjoules.energy.dataflows`) or a plug-in.
+        progress: called with each layer as it is reached, before its search.
+
+    Returns:
+        The report: energy per layer, level and operand in ``hw``'s unit; cycles and
+        seconds at ``hw.clock_mhz``.
+
     Raises:
         InputError: an unknown dataflow name.
         MappingError: a layer fits no legal mapping on the hardware.

@@ -17,7 +17,6 @@ Example: the totals of one dense 1x1 convolution at batch 1.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from nnjoules.energy.dataflows.base import DataflowMapping
 from nnjoules.energy.hardware import LEVELS, OPERANDS, EnergyUnit, Hardware
 from nnjoules.energy.timing import Bound, LayerTiming, NetworkTiming
 from nnjoules.energy.workload import Layer, Workload
+from nnjoules.io import json_text
 
 SCHEMA_VERSION = 1
 
@@ -231,12 +231,7 @@ class NetworkEstimate:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON text; also written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            from nnjoules.io import write_text_atomic
-
-            write_text_atomic(Path(path), text + "\n")
-        return text
+        return json_text(self.to_dict(), path)
 
 
 def _sum_dicts(dicts: Any) -> dict[str, float]:

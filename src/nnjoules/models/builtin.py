@@ -106,7 +106,11 @@ def has_pretrained(name: str) -> bool:
 
 
 def pretrained_info(name: str = DEFAULT_MODEL) -> dict[str, Any]:
-    """The sidecar of the shipped checkpoint: how it was trained, its accuracy, SHA-256."""
+    """The sidecar of the shipped checkpoint: how it was trained, its accuracy, SHA-256.
+
+    Raises:
+        InputError: no checkpoint of ``name`` ships with nnjoules.
+    """
     if name not in _CHECKPOINTS:
         raise InputError(f"no shipped checkpoint for {name!r}; shipped: "
                          f"{', '.join(_CHECKPOINTS)} (train one with `nnjoules train`)")

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnjoules.energy.results import Totals
 from nnjoules.errors import InputError
+from nnjoules.io import json_text
 from nnjoules.report.summary import rows_to_csv, write_text
 from nnjoules.report.table import (
     Column,
@@ -121,10 +121,7 @@ class Comparison:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON text; also written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            write_text(path, text + "\n")
-        return text
+        return json_text(self.to_dict(), path)
 
     def to_table(self, *, width: int | None = None) -> str:
         """A readable table: totals with ratios to the first entry.

@@ -255,6 +255,9 @@ def figure_bytes(fig: Figure, fmt: str, *, dpi: int = 120, salt: str = "nnjoules
     """``fig`` rendered as ``png`` or ``svg`` (reproducible: no date in the file).
 
     ``salt`` seeds the SVG element ids: give figures inlined in one page different salts.
+
+    Raises:
+        InputError: ``fmt`` is not one of `FORMATS`.
     """
     import matplotlib
 

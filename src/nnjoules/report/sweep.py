@@ -7,7 +7,6 @@ hardware's unit; ``energy_per_item`` is the energy divided by the batch size N.
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from nnjoules.energy.cost import Compression
 from nnjoules.energy.hardware import Hardware
 from nnjoules.energy.results import Totals
 from nnjoules.energy.sweep_params import PARAMETERS, format_value
+from nnjoules.io import json_text
 from nnjoules.report.pareto import pareto_mask
 from nnjoules.report.summary import rows_to_csv, write_text
 from nnjoules.report.table import (
@@ -201,10 +201,7 @@ class Sweep:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON text; also written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            write_text(path, text + "\n")
-        return text
+        return json_text(self.to_dict(), path)
 
     def to_table(self, *, width: int | None = None) -> str:
         """A readable table of every point, with its energy relative to the best.
@@ -275,9 +272,9 @@ def sweeps_to_json(sweeps: Sequence[Sweep]) -> str:
     each entry a single sweep's JSON object (`Sweep.to_dict`)."""
     from nnjoules.version import __version__
 
-    return json.dumps({"schema_version": SCHEMA_VERSION, "kind": "sweeps",
-                       "nnjoules_version": __version__,
-                       "sweeps": [s.to_dict() for s in sweeps]}, indent=2)
+    return json_text({"schema_version": SCHEMA_VERSION, "kind": "sweeps",
+                      "nnjoules_version": __version__,
+                      "sweeps": [s.to_dict() for s in sweeps]})
 
 
 def _percent(part: float, whole: float) -> str:

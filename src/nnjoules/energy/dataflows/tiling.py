@@ -138,7 +138,13 @@ def counts_of(spec: TiledSpec, layer: Layer, variables: Mapping[str, int]) -> Ac
 
 
 def search(spec: TiledSpec, layer: Layer, hw: Hardware, units: UnitEnergies) -> SearchResult:
-    """The legal mapping of least energy (ties: most active PEs, then grid order)."""
+    """The legal mapping of least energy (ties: most active PEs, then grid order).
+
+    Energies are in ``units``' unit (that of ``hw``).
+
+    Raises:
+        MappingError: no candidate is legal (`unmappable` says what the smallest breaks).
+    """
     best: tuple[float, int, dict[str, int]] | None = None
     evaluated = 0
     for variables, ok in spec.grid(layer, hw):

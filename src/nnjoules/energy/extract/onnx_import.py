@@ -21,7 +21,8 @@ Decisions:
 * Data-layout nodes (`FREE_OPS`) are not reported; other nodes are counted in
   ``Workload.unmodelled`` by op type (``domain.op_type`` outside the default domain).
 * Conv (1-, 2-, 3-D), ConvTranspose, Einsum and the quantized products are handled in
-  `onnx_products`, lowered as the PyTorch capture lowers them.
+  `onnx_products`, lowered as the PyTorch capture lowers them. Opening the file, static
+  values and shape inference are in `onnx_load`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from typing import ParamSpec
 
 import numpy as np
 import onnx
-from onnx import external_data_helper, numpy_helper
+from onnx import numpy_helper
 
 from nnjoules.energy.extract import onnx_products as products
+from nnjoules.energy.extract.onnx_load import infer_shapes, is_external, load_onnx, static_values
 from nnjoules.energy.extract.onnx_products import OnnxProduct as _Product
 from nnjoules.energy.extract.onnx_products import attr as _attr
 from nnjoules.energy.extract.onnx_run import (
@@ -69,10 +71,6 @@ FREE_OPS = frozenset({
     "Identity", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split",
     "Slice", "Gather", "Expand", "Tile", "Cast", "CastLike", "Dropout", "Pad", "Shape",
     "Size", "Constant", "ConstantOfShape"})
-# Nodes that keep a constant's values, only relabelled: densities follow them.
-_LAYOUT_OPS = frozenset({"Identity", "Reshape", "Flatten", "Transpose", "Squeeze",
-                         "Unsqueeze", "Cast"})
-_STRIP_VALUES = 1024  # initializers larger than this are hidden from shape inference
 
 
 class _Unresolved(Exception):
@@ -196,14 +194,14 @@ def workload_from_onnx(path: str | Path, *, batch: int | None = None,
             inputs, or a node's input shape disagrees with its weights (names the node).
     """
     path = Path(path)
-    model, not_loaded = _load(path)
+    model, not_loaded = load_onnx(path)
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     graph_inputs = [i for i in graph.input if i.name not in init_names]
     feeds = fix_input_shapes(graph_inputs, batch=batch, input_shape=input_shape,
                              examples=inputs, path=path)
-    static, sources, tensors = _static_values(graph)
-    g = _Graph(_infer_shapes(model, path), static)
+    static, sources, tensors = static_values(graph)
+    g = _Graph(infer_shapes(model, path), static)
     try:
         found = _find(model, graph_inputs, g, path, feeds or {}, seed)
     except ShapeMismatch as err:
@@ -243,93 +241,6 @@ def _find(model: onnx.ModelProto, graph_inputs: list[onnx.ValueInfoProto], g: _G
         except _Unresolved as err:
             raise _unresolved_error(err, path, "") from None
 
-
-def _load(path: Path) -> tuple[onnx.ModelProto, str | None]:
-    """The model, and why its external weight data was not loaded (None: it was)."""
-    if path.is_dir():
-        raise ModelLoadError(f"{str(path)!r} is a folder, not an ONNX file")
-    if not path.is_file():
-        raise ModelLoadError(f"ONNX file {str(path)!r} does not exist")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning ... on garbage
-        raise ModelLoadError(f"{str(path)!r} is not an ONNX model: {exc}") from exc
-    if model.ir_version <= 0 or not model.graph.node:
-        raise ModelLoadError(f"{str(path)!r} is not an ONNX model: it holds no graph nodes")
-    try:
-        external_data_helper.load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-        # Shapes need no weight values: go on, with the densities that need them 1.0.
-        return model, (f"external weight data not loaded ({exc}); the weight densities "
-                       "of the layers using it and all activation densities are taken as "
-                       "1.0 (dense)")
-    return model, None
-
-
-def _is_external(tensor: onnx.TensorProto) -> bool:
-    """Whether the tensor's values live in a file that was not loaded."""
-    return tensor.data_location == onnx.TensorProto.EXTERNAL
-
-
-def _static_values(graph: onnx.GraphProto
-                   ) -> tuple[set[str], dict[str, str], dict[str, onnx.TensorProto]]:
-    """Static values; for each, the constant tensor whose values it carries, if any."""
-    tensors = {t.name: t for t in graph.initializer}
-    static = set(tensors)
-    sources = {n: n for n in tensors}
-    for node in graph.node:
-        inputs = [i for i in node.input if i]
-        if node.op_type not in ("Shape", "Size") and not all(i in static for i in inputs):
-            continue
-        static.update(node.output)
-        value = _attr(node, "value", None)
-        if node.op_type == "Constant" and isinstance(value, onnx.TensorProto):
-            tensors[node.output[0]] = value
-            sources[node.output[0]] = node.output[0]
-        elif node.op_type in _LAYOUT_OPS and inputs and inputs[0] in sources:
-            sources[node.output[0]] = sources[inputs[0]]
-    return static, sources, tensors
-
-
-def _infer_shapes(model: onnx.ModelProto, path: Path) -> dict[str, tuple[int, ...]]:
-    """Concrete shapes of the graph's values (unknown ones left out)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(_without_large_data(model), data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        raise ModelLoadError(f"{path}: ONNX shape inference failed: {exc}") from exc
-    shapes: dict[str, tuple[int, ...]] = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    g = inferred.graph
-    for value_info in (*g.input, *g.value_info, *g.output):
-        if not value_info.type.tensor_type.HasField("shape"):
-            continue
-        dims = value_info.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") and d.dim_value > 0 for d in dims):
-            shapes[value_info.name] = tuple(d.dim_value for d in dims)
-    for node in g.node:
-        value = _attr(node, "value", None)
-        if node.op_type == "Constant" and isinstance(value, onnx.TensorProto):
-            shapes[node.output[0]] = tuple(value.dims)
-    return shapes
-
-
-def _without_large_data(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` whose large initializers keep their dims but not their values.
-
-    Shape inference needs only the dims of weights (data propagation reads the small
-    integer tensors), and serialising VGG-sized weights for it would dominate the time.
-    """
-    light = onnx.ModelProto(ir_version=model.ir_version, producer_name=model.producer_name)
-    light.opset_import.extend(model.opset_import)
-    light.functions.extend(model.functions)
-    g = model.graph
-    light.graph.name = g.name
-    for field_name in ("node", "input", "output", "value_info"):
-        getattr(light.graph, field_name).extend(getattr(g, field_name))
-    for t in g.initializer:
-        large = math.prod(t.dims) > _STRIP_VALUES and t.data_type != onnx.TensorProto.INT64
-        light.graph.initializer.append(
-            onnx.TensorProto(name=t.name, dims=t.dims, data_type=t.data_type) if large else t)
-    return light
 
 
 @dataclass
@@ -378,7 +289,7 @@ def _layers(found: _Found, sources: dict[str, str], tensors: dict[str, onnx.Tens
         density = Density()
         source = sources.get(p.weights or "")
         holder = first_use.setdefault(source, name) if source is not None else name
-        if source is not None and not _is_external(tensors[source]):
+        if source is not None and not is_external(tensors[source]):
             # Through a layout node (Transpose, Reshape) the last axis may not be the kernel
             # row: only 1-wide rows are measured there (row length 0: no bound).
             row = p.S if p.S == 1 or p.weights == source else 0

@@ -191,6 +191,9 @@ def expected_rlc_pairs_per_value(density: float, run_bits: int = 5) -> float:
     It is exact in the limit of a long stream; the pair for trailing zeros adds at most
     ``1 / numel`` to a finite one.
 
+    Raises:
+        InputError: ``density`` outside [0, 1], or ``run_bits`` not an integer in [1, 32].
+
     >>> expected_rlc_pairs_per_value(1.0)
     1.0
     >>> round(expected_rlc_pairs_per_value(0.5, run_bits=1), 4)  # 0.5 / (1 - 0.25)

@@ -40,6 +40,8 @@ Decisions (documented here once):
   The measurement's own operators are not part of the model: they are not captured.
 * The module runs in eval mode under ``torch.no_grad()``; training flags are restored.
   An error the model raises on the example inputs is an `InputError`.
+
+Tensor bookkeeping (identity sets, operands, written tensors) is in `torch_tensors`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ from __future__ import annotations
 import logging
 import weakref
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -76,6 +77,14 @@ from nnjoules.energy.extract.torch_run import (
     first_line,
     run_module,
 )
+from nnjoules.energy.extract.torch_tensors import (
+    TensorSet,
+    first_tensor,
+    op_label,
+    tensor_version,
+    tensors_in,
+    written_tensors,
+)
 from nnjoules.energy.workload import Density, Layer, UnmodelledOp, Workload
 from nnjoules.errors import InputError, ModelLoadError, NNJoulesError
 
@@ -93,51 +102,8 @@ class _Chain:
     tensor_ids: list[int] = field(default_factory=list)
 
 
-class _TensorSet:
-    """Tensors by identity, held weakly (tensors compare element-wise, so no WeakSet)."""
-
-    def __init__(self) -> None:
-        self._refs: dict[int, tuple[weakref.ref[Tensor], object]] = {}
-
-    def add(self, t: Tensor, value: object = True) -> None:
-        self._refs[id(t)] = (weakref.ref(t), value)
-
-    def get(self, t: Tensor) -> object | None:
-        entry = self._refs.get(id(t))
-        return entry[1] if entry is not None and entry[0]() is t else None
-
-    def discard(self, key: int, value: object) -> None:
-        """Forget the tensor with id ``key`` if it maps to ``value`` (ids are reused)."""
-        entry = self._refs.get(key)
-        if entry is not None and entry[1] is value:
-            del self._refs[key]
-
-
-def _tensors(obj: object) -> list[Tensor]:
-    """Tensors among ``obj`` and the items of a list/tuple/dict ``obj`` (one level down)."""
-    if isinstance(obj, Tensor):
-        return [obj]
-    items = list(obj.values()) if isinstance(obj, dict) else obj
-    found: list[Tensor] = []
-    for item in items if isinstance(items, list | tuple) else ():
-        if isinstance(item, Tensor):
-            found.append(item)
-        elif isinstance(item, list | tuple):  # e.g. the tensors of aten.cat
-            found.extend(t for t in item if isinstance(t, Tensor))
-    return found
-
-
-def _version(t: Tensor) -> int:
-    try:
-        return t._version
-    except RuntimeError:  # inference tensors keep no version counter
-        return -1
-
-
 _Stats = tuple[float, float | None]  # density, RLC pairs per value
 _UNMEASURED: _Stats = (1.0, None)
-
-
 
 
 class _Capture(TorchDispatchMode):
@@ -149,7 +115,7 @@ class _Capture(TorchDispatchMode):
         super().__init__()
         self._names = names
         self._measure = measure_density
-        self.activations = _TensorSet()
+        self.activations = TensorSet()
         self.layers: list[Layer] = []
         self.stats: list[dict[str, _Stats]] = []  # per layer: operand -> stats
         self.row_peaks: list[float] = []  # per layer: Density.weights_row_peak
@@ -158,7 +124,7 @@ class _Capture(TorchDispatchMode):
         self.fault: BaseException | None = None  # an error of ours, not of the model
         self._measuring = False
         self._name_count: Counter[str] = Counter()
-        self._chains = _TensorSet()  # tensor -> the _Chain it belongs to
+        self._chains = TensorSet()  # tensor -> the _Chain it belongs to
         self._open: dict[int, _Chain] = {}  # layer index -> chain not yet measured
         self._cache: dict[int, tuple[weakref.ref[Tensor], int, _Stats]] = {}
 
@@ -175,7 +141,7 @@ class _Capture(TorchDispatchMode):
             return func(*args, **kwargs)
         hop = isinstance(func, HigherOrderOperator)
         key = func if hop else func.overloadpacket
-        acts = [t for t in _tensors(args) + _tensors(kwargs) if self.is_act(t)]
+        acts = [t for t in tensors_in(args) + tensors_in(kwargs) if self.is_act(t)]
         if not acts:  # weight preprocessing or allocation: not part of the workload
             return func(*args, **kwargs)
         handler = HOP_HANDLERS.get(func.name()) if hop else HANDLERS.get(key)
@@ -199,25 +165,25 @@ class _Capture(TorchDispatchMode):
     def _observe(self, func: Any, key: object, args: tuple[Any, ...], kwargs: dict[str, Any],
                  out: Any, extend: _Chain | None, found: Found | None) -> None:
         """Mark what the op wrote as activations; record its products or report it."""
-        for t in _tensors(out):
+        for t in tensors_in(out):
             self.activations.add(t)
-        for t in _written(func, args, kwargs):
+        for t in written_tensors(func, args, kwargs):
             self.activations.add(t)
             if t._base is not None:  # a write through a view fills its base
                 self.activations.add(t._base)
-        if extend is not None and isinstance(head := _first_tensor(out), Tensor):
+        if extend is not None and isinstance(head := first_tensor(out), Tensor):
             extend.head = head
             extend.tensor_ids.append(id(head))
             self._chains.add(head, extend)
         if found is None:
             if key not in FREE_OPS:
-                self.unmodelled[_op_label(key)] += 1
+                self.unmodelled[op_label(key)] += 1
             return
         for item in found:
             if isinstance(item, str):
                 self.unmodelled[item] += 1
             else:
-                self._record(item, _op_label(key))
+                self._record(item, op_label(key))
 
     def _run_subgraphs(self, hop: HigherOrderOperator, args: tuple[Any, ...],
                        kwargs: dict[str, Any]) -> Any:
@@ -226,7 +192,7 @@ class _Capture(TorchDispatchMode):
         if kernel is None:
             self.unmodelled[f"higher_order.{hop.name()}"] += 1
             out = hop(*args, **kwargs)
-            for t in _tensors(out):
+            for t in tensors_in(out):
                 self.activations.add(t)
             return out
         if hop.name() == "cond" and isinstance(args[0], Tensor | bool):
@@ -318,7 +284,7 @@ class _Capture(TorchDispatchMode):
         if t is None:
             return _UNMEASURED
         hit = self._cache.get(id(t))
-        version = _version(t)
+        version = tensor_version(t)
         if hit is not None and hit[0]() is t and hit[1] == version >= 0:
             return hit[2]
         self._measuring = True  # the operators measuring it are not the model's
@@ -343,30 +309,6 @@ class _Capture(TorchDispatchMode):
                                  f"inputs{empty}; unmodelled operators seen: "
                                  f"{[u.op for u in unmodelled] or 'none'}")
         return Workload(name, layers, unmodelled)
-
-
-def _written(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Tensor]:
-    """The tensors an operator writes into: its mutable arguments (``self`` of
-    ``copy_``, ``out=``), from its schema."""
-    schema = getattr(func, "_schema", None)
-    for index, arg in enumerate(schema.arguments if schema is not None else ()):
-        if arg.alias_info is None or not arg.alias_info.is_write:
-            continue
-        value = kwargs.get(arg.name) if arg.kwarg_only or index >= len(args) else args[index]
-        yield from _tensors(value)
-
-
-def _first_tensor(out: object) -> Tensor | None:
-    found = _tensors(out)
-    return found[0] if found else None
-
-
-def _op_label(key: object) -> str:
-    """``aten.relu_`` and ``aten.relu`` are one operator for the report."""
-    if isinstance(key, HigherOrderOperator):
-        return f"higher_order.{key.name()}"
-    label = str(key)
-    return label[:-1] if label.endswith("_") and not label.endswith("__") else label
 
 
 def workload_from_module(module: nn.Module, example_inputs: Tensor | tuple[Tensor, ...], *,

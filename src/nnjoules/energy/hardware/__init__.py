@@ -1,4 +1,5 @@
-"""The accelerator: its levels, sizes and access costs (`spec`), read from YAML (`loading`)."""
+"""The accelerator: its levels, sizes and access costs (`spec`), read from YAML (`loading`,
+which checks each field with `fields`)."""
 
 from nnjoules.energy.hardware.catalog import PRESETS as PRESETS
 from nnjoules.energy.hardware.loading import dump_hardware as dump_hardware

@@ -3,7 +3,9 @@
 The schema is documented in ``docs/hardware.md``; the presets ship as commented YAML
 templates in ``nnjoules/energy/hardware/presets/``. Every error is a `HardwareFileError` whose
 message starts with the file and the dotted field path, e.g.
-``hw.yaml: global_buffer.size_bytes: must be a positive integer, got -5``.
+``hw.yaml: global_buffer.size_bytes: must be a positive integer, got -5``. The
+per-field checks live in `nnjoules.energy.hardware.fields`; this module reads files and
+presets, walks the schema level by level, and writes descriptions back out.
 
 Example:
     >>> hw = hardware_from_dict({
@@ -18,10 +20,8 @@ Example:
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,39 +29,30 @@ from typing import Any
 import yaml
 
 from nnjoules.energy.hardware.catalog import PRESETS
+from nnjoules.energy.hardware.fields import (
+    BANDWIDTH,
+    COST_KEYS,
+    PADS,
+    SIZE_KEYS,
+    TOP_KEYS,
+    FieldChecker,
+    suggest,
+)
+from nnjoules.energy.hardware.fields import BYTES_PER_KB as BYTES_PER_KB  # was defined here
 from nnjoules.energy.hardware.spec import (
     EYERISS_CLOCK_MHZ,
     EYERISS_DRAM_BITS_PER_CYCLE,
     EYERISS_GLB_BITS_PER_CYCLE,
-    MAX_BITS,
     MAX_BITS_PER_CYCLE,
     MAX_CLOCK_MHZ,
-    MAX_ENERGY,
-    MAX_PES,
-    MAX_SIZE_BYTES,
     AccessCost,
-    EnergyUnit,
     GlobalBuffer,
     Hardware,
-    PEArray,
     RegisterFile,
 )
 from nnjoules.errors import HardwareFileError
 
 __all__ = ["dump_hardware", "hardware_from_dict", "hardware_to_dict", "load_hardware"]
-
-BYTES_PER_KB = 1024  # "108 kB" in the Eyeriss papers is 108 x 1024 bytes
-
-_TOP_KEYS = ("name", "unit", "word_bits", "pe_array", "mac_energy", "clock_mhz", "dram",
-             "global_buffer", "array", "register_file")
-_COST_KEYS = ("read_energy", "write_energy", "access_bits")
-_BANDWIDTH = "bandwidth_bits_per_cycle"
-_SIZE_KEYS = ("size_bytes", "size_kb")
-_PADS = ("weights", "ifmaps", "psums")
-_UNITS = {"normalized": EnergyUnit.NORMALIZED, "normalised": EnergyUnit.NORMALIZED,
-          "pj": EnergyUnit.PJ}
-_PE_ARRAY_TEXT = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
-
 
 # ---------------------------------------------------------------------------- public API
 
@@ -89,7 +80,7 @@ def load_hardware(source: str | Path | Hardware) -> Hardware:
     if isinstance(source, str) and not path.exists() and _looks_like_name(source):
         raise HardwareFileError(
             f"unknown hardware {source!r}: not a preset and not an existing file"
-            f"{_suggest(source, PRESETS)}; presets: {', '.join(PRESETS)}")
+            f"{suggest(source, PRESETS)}; presets: {', '.join(PRESETS)}")
     data = _read_yaml(path, label=str(source))
     if data is None:
         raise HardwareFileError(f"{source}: the file is empty; see docs/hardware.md")
@@ -109,19 +100,19 @@ def hardware_from_dict(data: Mapping[str, Any], *, source: str) -> Hardware:
     Raises:
         HardwareFileError: the first field that does not validate, with its dotted path.
     """
-    ctx = _Ctx(source)
-    top = ctx.fields(data, "", _TOP_KEYS)
+    ctx = FieldChecker(source)
+    top = ctx.fields(data, "", TOP_KEYS)
     word_bits = ctx.positive_int(top, "", "word_bits", default=16)
     name, unit = ctx.name(top), ctx.unit(top)
     pe_array = ctx.pe_array(ctx.required(top, "", "pe_array"))
     mac = ctx.energy(top, "", "mac_energy")
     clock = ctx.rate(top, "", "clock_mhz", EYERISS_CLOCK_MHZ, MAX_CLOCK_MHZ)
-    dram_fields = ctx.level(top, "dram", (*_COST_KEYS, _BANDWIDTH))
+    dram_fields = ctx.level(top, "dram", (*COST_KEYS, BANDWIDTH))
     dram = ctx.cost(dram_fields, "dram", word_bits)
-    dram_bw = ctx.rate(dram_fields, "dram", _BANDWIDTH, EYERISS_DRAM_BITS_PER_CYCLE,
+    dram_bw = ctx.rate(dram_fields, "dram", BANDWIDTH, EYERISS_DRAM_BITS_PER_CYCLE,
                        MAX_BITS_PER_CYCLE)
     glb = _global_buffer(ctx, top, word_bits)
-    glb_bw = ctx.rate(top["global_buffer"], "global_buffer", _BANDWIDTH,
+    glb_bw = ctx.rate(top["global_buffer"], "global_buffer", BANDWIDTH,
                       EYERISS_GLB_BITS_PER_CYCLE, MAX_BITS_PER_CYCLE)
     array = _array(ctx, top, word_bits)
     rf = _register_file(ctx, top, word_bits)
@@ -152,9 +143,9 @@ def hardware_to_dict(hw: Hardware) -> dict[str, Any]:
         "pe_array": {"rows": hw.pe_array.rows, "cols": hw.pe_array.cols},
         "mac_energy": hw.mac,
         "clock_mhz": hw.clock_mhz,
-        "dram": {**_cost_dict(hw.dram), _BANDWIDTH: hw.dram_bits_per_cycle},
+        "dram": {**_cost_dict(hw.dram), BANDWIDTH: hw.dram_bits_per_cycle},
         "global_buffer": {"size_bytes": hw.glb.size_bytes, **_cost_dict(hw.glb.cost),
-                          _BANDWIDTH: hw.glb_bits_per_cycle},
+                          BANDWIDTH: hw.glb_bits_per_cycle},
         "array": {"transfer_energy": hw.array.read, "access_bits": hw.array.access_bits},
         "register_file": _rf_dict(hw.rf),
     }
@@ -221,219 +212,34 @@ def _looks_like_name(source: str) -> bool:
     return not is_path
 
 
-def _suggest(word: str, choices: Collection[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _elsewhere(key: str, path: str) -> str:
-    """Where ``key`` belongs when it is a known key misplaced (``dram.clock_mhz``)."""
-    if path and key in _TOP_KEYS:
-        return f" ({key} belongs at the top level)"
-    if key == _BANDWIDTH:
-        return f" ({key} belongs under dram or global_buffer)"
-    if path != "register_file" and key in _PADS:
-        return f" ({key} is a scratch pad of register_file)"
-    return ""
-
-
-# ---------------------------------------------------------------------------- validation
-
-
-def _show(value: object) -> str:
-    """A value as the YAML author wrote it, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return f"{value!r} (a string)"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class _Ctx:
-    """Checks fields of one source; every failure names the source and the field path."""
-
-    source: str
-
-    def error(self, path: str, message: str) -> HardwareFileError:
-        return HardwareFileError(f"{self.source}: {path}: {message}" if path
-                                 else f"{self.source}: {message}")
-
-    def fields(self, value: object, path: str, allowed: Collection[str]) -> Mapping[str, Any]:
-        """``value`` as a mapping whose keys are all in ``allowed``."""
-        if not isinstance(value, Mapping):
-            where = "must be a mapping" if path else "the top level must be a mapping"
-            raise self.error(path, f"{where}, got {_show(value)}")
-        for key in value:
-            if not isinstance(key, str):
-                raise self.error(path, f"keys must be strings, got {_show(key)}")
-            if key not in allowed:
-                hint = _suggest(key, allowed) or _elsewhere(key, path)
-                raise self.error(_join(path, key), f"unknown key{hint}; "
-                                 f"expected one of: {', '.join(allowed)}")
-        return value
-
-    def required(self, m: Mapping[str, Any], path: str, key: str) -> Any:
-        """``m[key]``; absent and null are both an error."""
-        if m.get(key) is None:
-            raise self.error(_join(path, key), "required, got null" if key in m else "required")
-        return m[key]
-
-    def level(self, top: Mapping[str, Any], key: str, keys: Collection[str]) -> Mapping[str, Any]:
-        return self.fields(self.required(top, "", key), key, keys)
-
-    def name(self, top: Mapping[str, Any]) -> str:
-        value = self.required(top, "", "name")
-        if not isinstance(value, str) or not value.strip():
-            raise self.error("name", f"must be a non-empty string, got {_show(value)}")
-        return value
-
-    def unit(self, top: Mapping[str, Any]) -> EnergyUnit:
-        value = self.required(top, "", "unit")
-        if not isinstance(value, str) or value.lower() not in _UNITS:
-            raise self.error("unit", f"unknown unit {_show(value)}; expected one of: "
-                             f"{', '.join(u.value for u in EnergyUnit)}")
-        return _UNITS[value.lower()]
-
-    def positive_int(self, m: Mapping[str, Any], path: str, key: str, *,
-                     default: int | None = None, maximum: int = MAX_BITS) -> int:
-        """A positive integer up to ``maximum`` (booleans and floats are not); ``default``
-        if absent."""
-        value = m.get(key)
-        if value is None and default is not None:
-            return default
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise self.error(_join(path, key), f"must be a positive integer, got {_show(value)}")
-        if value > maximum:
-            raise self.error(_join(path, key), f"must be at most {maximum}, got {value}")
-        return value
-
-    def energy(self, m: Mapping[str, Any], path: str, key: str) -> float:
-        """A required non-negative, finite energy in the file's unit."""
-        value = self.optional_energy(m, path, key)
-        if value is None:
-            raise self.error(_join(path, key), "required")
-        return value
-
-    def optional_energy(self, m: Mapping[str, Any], path: str, key: str) -> float | None:
-        value = m.get(key)
-        if value is None:
-            return None
-        if not _is_number(value) or not math.isfinite(value) or value < 0:
-            raise self.error(_join(path, key),
-                             f"must be a non-negative number, got {_show(value)}")
-        if value > MAX_ENERGY:
-            raise self.error(_join(path, key), f"must be at most {MAX_ENERGY:g} "
-                             f"(larger totals would overflow), got {value!r}")
-        return float(value)
-
-    def rate(self, m: Mapping[str, Any], path: str, key: str, default: float,
-             maximum: float) -> float:
-        """A positive, finite number up to ``maximum`` (a clock or a bandwidth); ``default``
-        if absent."""
-        value = m.get(key)
-        if value is None:
-            if key in m:
-                raise self.error(_join(path, key), "must be a positive number, got null "
-                                 f"(leave it out for the default {default:g})")
-            return default
-        if not _is_number(value) or not math.isfinite(value) or value <= 0:
-            raise self.error(_join(path, key), f"must be a positive number, got {_show(value)}")
-        if value > maximum:
-            raise self.error(_join(path, key), f"must be at most {maximum:g}, got {value!r}")
-        return float(value)
-
-    def size_bytes(self, m: Mapping[str, Any], path: str) -> int | None:
-        """``size_bytes``, or ``size_kb`` x 1024; None if neither is given."""
-        has_bytes, has_kb = m.get("size_bytes") is not None, m.get("size_kb") is not None
-        if has_bytes and has_kb:
-            raise self.error(path, "give size_bytes or size_kb, not both")
-        if has_bytes:
-            return self.positive_int(m, path, "size_bytes", maximum=MAX_SIZE_BYTES)
-        if not has_kb:
-            return None
-        kb = m["size_kb"]
-        if not _is_number(kb) or not math.isfinite(kb) or kb <= 0:
-            raise self.error(_join(path, "size_kb"), f"must be a positive number, got {_show(kb)}")
-        if kb * BYTES_PER_KB > MAX_SIZE_BYTES:
-            raise self.error(_join(path, "size_kb"), f"must be at most "
-                             f"{MAX_SIZE_BYTES // BYTES_PER_KB} (1 TiB), got {kb!r}")
-        if (kb * BYTES_PER_KB) % 1:
-            raise self.error(_join(path, "size_kb"),
-                             f"{kb} kB is not a whole number of bytes (1 kB = 1024 bytes)")
-        return int(kb * BYTES_PER_KB)
-
-    def pe_array(self, value: object) -> PEArray:
-        if isinstance(value, str) or not isinstance(value, Mapping):  # 0x14: YAML's hex 20
-            match = _PE_ARRAY_TEXT.fullmatch(value) if isinstance(value, str) else None
-            if match is None or 0 in (int(match[1]), int(match[2])):
-                hexa = " (YAML reads 0x... as a hexadecimal number)" if \
-                    isinstance(value, int) and not isinstance(value, bool) else ""
-                raise self.error("pe_array", f"must be 'ROWSxCOLS' with positive numbers, "
-                                 f"e.g. '12x14', or {{rows: 12, cols: 14}}; got "
-                                 f"{_show(value)}{hexa}")
-            rows, cols = int(match[1]), int(match[2])
-        else:
-            m = self.fields(value, "pe_array", ("rows", "cols"))
-            rows = self.positive_int(m, "pe_array", "rows", maximum=MAX_PES)
-            cols = self.positive_int(m, "pe_array", "cols", maximum=MAX_PES)
-        if rows * cols > MAX_PES:
-            raise self.error("pe_array", f"{rows}x{cols} is {rows * cols} PEs, more than the "
-                             f"{MAX_PES} (256x256) the mapping search supports")
-        return PEArray(rows=rows, cols=cols)
-
-    def cost(self, m: Mapping[str, Any], path: str, word_bits: int) -> AccessCost:
-        """An access cost; ``write_energy`` defaults to ``read_energy``, bits to word_bits."""
-        read = self.energy(m, path, "read_energy")
-        write = self.optional_energy(m, path, "write_energy")
-        return AccessCost(read=read, write=read if write is None else write,
-                          access_bits=self.positive_int(m, path, "access_bits",
-                                                        default=word_bits))
-
 
 # ---------------------------------------------------------------------------- levels
 
 
-def _global_buffer(ctx: _Ctx, top: Mapping[str, Any], word_bits: int) -> GlobalBuffer:
-    m = ctx.level(top, "global_buffer", (*_SIZE_KEYS, *_COST_KEYS, _BANDWIDTH))
+def _global_buffer(ctx: FieldChecker, top: Mapping[str, Any], word_bits: int) -> GlobalBuffer:
+    m = ctx.level(top, "global_buffer", (*SIZE_KEYS, *COST_KEYS, BANDWIDTH))
     size = ctx.size_bytes(m, "global_buffer")
     if size is None:
         raise ctx.error("global_buffer.size_bytes", "required (or size_kb)")
     return GlobalBuffer(size_bytes=size, cost=ctx.cost(m, "global_buffer", word_bits))
 
 
-def _array(ctx: _Ctx, top: Mapping[str, Any], word_bits: int) -> AccessCost:
+def _array(ctx: FieldChecker, top: Mapping[str, Any], word_bits: int) -> AccessCost:
     m = ctx.level(top, "array", ("transfer_energy", "access_bits"))
     hop = ctx.energy(m, "array", "transfer_energy")
     return AccessCost(read=hop, write=hop,
                       access_bits=ctx.positive_int(m, "array", "access_bits", default=word_bits))
 
 
-def _register_file(ctx: _Ctx, top: Mapping[str, Any], word_bits: int) -> RegisterFile:
+def _register_file(ctx: FieldChecker, top: Mapping[str, Any], word_bits: int) -> RegisterFile:
     """One unified RF (size at the top) or three scratch pads (a size in each pad).
 
     Energy fields at the top are defaults for every operand; a pad's own fields win.
     """
-    m = ctx.level(top, "register_file", (*_SIZE_KEYS, *_COST_KEYS, *_PADS))
+    m = ctx.level(top, "register_file", (*SIZE_KEYS, *COST_KEYS, *PADS))
     unified = ctx.size_bytes(m, "register_file")
     pads = {p: ctx.fields(m[p] if m.get(p) is not None else {}, f"register_file.{p}",
-                          (*_SIZE_KEYS, *_COST_KEYS)) for p in _PADS}
+                          (*SIZE_KEYS, *COST_KEYS)) for p in PADS}
     sizes = {p: ctx.size_bytes(pad, f"register_file.{p}") for p, pad in pads.items()}
     if unified is not None:
         for p, size in sizes.items():
@@ -452,7 +258,7 @@ def _register_file(ctx: _Ctx, top: Mapping[str, Any], word_bits: int) -> Registe
         read=ctx.optional_energy(m, "register_file", "read_energy"),
         write=ctx.optional_energy(m, "register_file", "write_energy"),
         access_bits=ctx.positive_int(m, "register_file", "access_bits", default=word_bits))
-    costs = {p: _pad_cost(ctx, pads[p], f"register_file.{p}", shared) for p in _PADS}
+    costs = {p: _pad_cost(ctx, pads[p], f"register_file.{p}", shared) for p in PADS}
     return RegisterFile(weights=costs["weights"], ifmaps=costs["ifmaps"], psums=costs["psums"],
                         size_bytes=unified, weights_bytes=sizes["weights"],
                         ifmaps_bytes=sizes["ifmaps"], psums_bytes=sizes["psums"])
@@ -467,7 +273,8 @@ class _CostFields:
     access_bits: int
 
 
-def _pad_cost(ctx: _Ctx, pad: Mapping[str, Any], path: str, shared: _CostFields) -> AccessCost:
+def _pad_cost(ctx: FieldChecker, pad: Mapping[str, Any], path: str,
+              shared: _CostFields) -> AccessCost:
     """Each field from the pad, else from the register file; write defaults to read."""
     read = ctx.optional_energy(pad, path, "read_energy")
     read = shared.read if read is None else read

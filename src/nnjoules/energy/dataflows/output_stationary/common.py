@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nnjoules.energy.counts import Key
-from nnjoules.energy.hardware import Level
+from nnjoules.energy.hardware import Hardware, Level
 from nnjoules.energy.workload import Layer, Operand
 
 
@@ -37,3 +37,25 @@ def bounds(named: tuple[tuple[str, int, int], ...]) -> list[str]:
     """Variables outside 1..bound, as messages."""
     return [f"{name}={value} outside 1..{bound}" for name, value, bound in named
             if not 1 <= value <= bound]
+
+
+def filter_bits(layer: Layer) -> int:
+    """Bits of one filter's weights, ``C*R*S`` words: a GLB chunk of m filters holds m."""
+    return layer.C * layer.R * layer.S * layer.precision.weight_bits
+
+
+def glb_violations(layer: Layer, hw: Hardware, *, m: int, ifmap_bits: int, tile: str,
+                   ) -> list[str]:
+    """The GLB message when m filters' weights and the ifmap tile (``tile`` names its
+    shape, e.g. ``n*C*R*w``; ``ifmap_bits`` its size in bits) exceed the GLB."""
+    used = m * filter_bits(layer) + ifmap_bits
+    if used <= hw.glb.size_bits:
+        return []
+    return [f"GLB: m*C*R*S weights + {tile} ifmaps = {used} bits > {hw.glb.size_bits} bits"]
+
+
+def chunk_violations(layer: Layer, *, m: int, p: int) -> list[str]:
+    """A GLB chunk of m filters must be all M filters or whole passes of p filters."""
+    if m != layer.M and m % p:
+        return [f"m={m} is neither M={layer.M} nor a multiple of p={p}"]
+    return []

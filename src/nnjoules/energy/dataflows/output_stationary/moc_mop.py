@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from nnjoules.energy.dataflows.output_stationary.common import bounds, os_terms
+from nnjoules.energy.dataflows.output_stationary.common import (
+    bounds,
+    chunk_violations,
+    filter_bits,
+    glb_violations,
+    os_terms,
+)
 from nnjoules.energy.dataflows.tiling import (
     TiledDataflow,
     TiledSpec,
@@ -94,14 +100,11 @@ def violations(layer: Layer, mapping: OSBMapping, hw: Hardware) -> list[str]:
     mp, ly = mapping, layer
     found = bounds((("m", mp.m, ly.M), ("n", mp.n, ly.N), ("p", mp.p, ly.M),
                     ("f", mp.f, ly.F)))
-    if mp.m != ly.M and mp.m % mp.p:
-        found.append(f"m={mp.m} is neither M={ly.M} nor a multiple of p={mp.p}")
+    found += chunk_violations(ly, m=mp.m, p=mp.p)
     if mp.p * mp.n * mp.f > hw.pe_array.num_pes:
         found.append(f"array: p*n*f = {mp.p * mp.n * mp.f} PEs > {hw.pe_array.num_pes}")
-    used = mp.m * ly.C * ly.R * ly.S * ly.precision.weight_bits + _ifmap_bits(ly, mp.n, mp.f)
-    if used > hw.glb.size_bits:
-        found.append(f"GLB: m*C*R*S weights + n*C*R*w ifmaps = {used} bits > "
-                     f"{hw.glb.size_bits} bits")
+    found += glb_violations(ly, hw, m=mp.m, ifmap_bits=_ifmap_bits(ly, mp.n, mp.f),
+                            tile="n*C*R*w")
     return found + _rf(ly, hw)
 
 
@@ -113,8 +116,8 @@ def grid(layer: Layer, hw: Hardware) -> list[tuple[dict[str, Any], Any]]:
     n = candidates(layer.N)[:, None, None]
     f = candidates(layer.F)[None, :, None]
     p = np.arange(1, min(layer.M, J) + 1)[None, None, :]
-    per_filter = layer.C * layer.R * layer.S * layer.precision.weight_bits
-    m = largest_chunk(layer.M, (hw.glb.size_bits - _ifmap_bits(layer, n, f)) // per_filter, p)
+    m = largest_chunk(layer.M, (hw.glb.size_bits - _ifmap_bits(layer, n, f))
+                      // filter_bits(layer), p)
     return [({"m": m, "n": n, "p": p, "f": f}, (m >= p) & (p * n * f <= J))]
 
 

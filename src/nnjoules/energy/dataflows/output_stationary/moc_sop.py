@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from nnjoules.energy.dataflows.output_stationary.common import bounds, os_terms
+from nnjoules.energy.dataflows.output_stationary.common import (
+    bounds,
+    chunk_violations,
+    filter_bits,
+    glb_violations,
+    os_terms,
+)
 from nnjoules.energy.dataflows.tiling import (
     TiledDataflow,
     TiledSpec,
@@ -85,14 +91,11 @@ def violations(layer: Layer, mapping: OSCMapping, hw: Hardware) -> list[str]:
     """Why ``mapping`` is illegal for ``layer`` on ``hw`` (empty when it is legal)."""
     mp, ly = mapping, layer
     found = bounds((("m", mp.m, ly.M), ("n", mp.n, ly.N), ("p", mp.p, ly.M)))
-    if mp.m != ly.M and mp.m % mp.p:
-        found.append(f"m={mp.m} is neither M={ly.M} nor a multiple of p={mp.p}")
+    found += chunk_violations(ly, m=mp.m, p=mp.p)
     if mp.n * mp.p > hw.pe_array.num_pes:
         found.append(f"array: n*p = {mp.n * mp.p} PEs > {hw.pe_array.num_pes}")
-    used = mp.m * ly.C * ly.R * ly.S * ly.precision.weight_bits + mp.n * _window_bits(ly)
-    if used > hw.glb.size_bits:
-        found.append(f"GLB: m*C*R*S weights + n*C*R*S ifmaps = {used} bits > "
-                     f"{hw.glb.size_bits} bits")
+    found += glb_violations(ly, hw, m=mp.m, ifmap_bits=mp.n * _window_bits(ly),
+                            tile="n*C*R*S")
     return found + _rf(ly, hw)
 
 
@@ -103,8 +106,8 @@ def grid(layer: Layer, hw: Hardware) -> list[tuple[dict[str, Any], Any]]:
     J = hw.pe_array.num_pes
     n = candidates(layer.N)[:, None]
     p = np.arange(1, min(layer.M, J) + 1)[None, :]
-    per_filter = layer.C * layer.R * layer.S * layer.precision.weight_bits
-    m = largest_chunk(layer.M, (hw.glb.size_bits - n * _window_bits(layer)) // per_filter, p)
+    m = largest_chunk(layer.M, (hw.glb.size_bits - n * _window_bits(layer))
+                      // filter_bits(layer), p)
     return [({"m": m, "n": n, "p": p}, (m >= p) & (n * p <= J))]
 
 

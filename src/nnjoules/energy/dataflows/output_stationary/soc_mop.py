@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from nnjoules.energy.dataflows.output_stationary.common import bounds, os_terms
+from nnjoules.energy.dataflows.output_stationary.common import (
+    bounds,
+    filter_bits,
+    glb_violations,
+    os_terms,
+)
 from nnjoules.energy.dataflows.tiling import (
     TiledDataflow,
     TiledSpec,
@@ -96,11 +101,8 @@ def violations(layer: Layer, mapping: OSAMapping, hw: Hardware) -> list[str]:
                     ("f", mp.f, ly.F)))
     if mp.n * mp.e * mp.f > hw.pe_array.num_pes:
         found.append(f"array: n*e*f = {mp.n * mp.e * mp.f} PEs > {hw.pe_array.num_pes}")
-    used = mp.m * ly.C * ly.R * ly.S * ly.precision.weight_bits \
-        + _ifmap_bits(ly, mp.n, mp.e, mp.f)
-    if used > hw.glb.size_bits:
-        found.append(f"GLB: m*C*R*S weights + n*C*h*w ifmaps = {used} bits > "
-                     f"{hw.glb.size_bits} bits")
+    found += glb_violations(ly, hw, m=mp.m, ifmap_bits=_ifmap_bits(ly, mp.n, mp.e, mp.f),
+                            tile="n*C*h*w")
     return found + _rf(ly, hw)
 
 
@@ -111,8 +113,8 @@ def grid(layer: Layer, hw: Hardware) -> list[tuple[dict[str, Any], Any]]:
     n = candidates(layer.N)[:, None, None]
     e = candidates(layer.E)[None, :, None]
     f = candidates(layer.F)[None, None, :]
-    per_filter = layer.C * layer.R * layer.S * layer.precision.weight_bits
-    m = np.minimum(layer.M, (hw.glb.size_bits - _ifmap_bits(layer, n, e, f)) // per_filter)
+    m = np.minimum(layer.M, (hw.glb.size_bits - _ifmap_bits(layer, n, e, f))
+                   // filter_bits(layer))
     return [({"m": m, "n": n, "e": e, "f": f}, (m >= 1) & (n * e * f <= hw.pe_array.num_pes))]
 
 
