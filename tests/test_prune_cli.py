@@ -407,3 +407,27 @@ def test_a_run_folder_from_before_dataflow_resumes_as_row_stationary(
     result = json.loads((run / "result.json").read_text())
     assert result["dataflow"] == "row-stationary" and len(result["history"]) == 3
     assert main(["prune", "--resume", str(run), "--dataflow", "os-a"]) == 2
+
+
+@pytest.mark.parametrize("unit, dense, final, line", [
+    # 1.2e10 pJ = 12 mJ dense; 5.83e9 pJ = 5.83 mJ pruned; 12 / 5.83 = 2.058...
+    ("pJ", 1.2e10, 5.83e9, "energy (batch 16) 5.83 mJ (dense 12 mJ): 2.06x less"),
+    ("pJ", 8.4e6, 4.2e5, "energy (batch 16) 420 nJ (dense 8.4 uJ): 20.00x less"),
+    ("normalized", 1.2e10, 5.83e9,
+     "energy (batch 16) 5,830,000,000 normalized (dense 12,000,000,000): 2.06x less"),
+])
+def test_prune_summary_energy_in_the_natural_unit(unit: str, dense: float, final: float,
+                                                  line: str) -> None:
+    from nnjoules.commands.prune import summary
+    from nnjoules.prune.result import PruneResult, StepRecord
+
+    def step(n: int, energy: float) -> StepRecord:
+        return StepRecord(round=n, accepted=True, accuracy=0.9, energy=energy,
+                          nonzero_weights=100, weights=100, nonskipped_macs=10.0, macs=10,
+                          rate=0.0, seconds=0.0)
+
+    result = PruneResult(model=None, method="magnitude", history=(step(0, dense),
+                                                                   step(1, final)),
+                         reference_accuracy=0.9, accuracy_floor=0.8, energy_target=None,
+                         stop_reason="round limit", energy_unit=unit)
+    assert line in summary(result, 16).splitlines()
