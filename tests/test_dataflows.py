@@ -19,7 +19,7 @@ from nnjoules.energy.hardware import (
 )
 from nnjoules.energy.hardware.area import baseline_area, glb_bytes, storage_area, storage_size
 from nnjoules.energy.sweep import sweep
-from nnjoules.energy.workload import Layer, LayerKind, Operand, Workload
+from nnjoules.energy.workload import Layer, LayerKind, Operand, Precision, Workload
 from nnjoules.errors import InputError, MappingError
 
 ISCA_NAMES = ["row-stationary", "weight-stationary", "output-stationary-a",
@@ -266,7 +266,8 @@ def test_a_layer_that_fits_no_mapping_on_another_dataflows_preset_names_its_data
     with pytest.raises(MappingError) as err:  # the user's own hardware: no claim about it
         estimate_workload(workload, replace(npu, name="my-npu"))
     assert "made for" not in str(err.value)
-    assert estimate_workload(workload, npu, dataflow="systolic-ws").total() > 0
+    int8 = Workload("toy", (replace(LAYERS[1], precision=Precision(8, 8, 8)),))
+    assert estimate_workload(int8, npu, dataflow="systolic-ws").total() > 0  # 8-bit registers
     point = sweep(workload, {"glb_kb": ["640"]}, hardware="systolic-32x32").points[0]
     assert point.totals is None and point.error is not None
     assert point.error.endswith("is made for the systolic-ws or systolic-os dataflow)")

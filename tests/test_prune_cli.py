@@ -93,8 +93,13 @@ def test_demo_compares_both_methods(data_dir: Path, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--rounds", "1", "--data-dir", str(data_dir), "--out",
-                 str(out), "--quiet"]) == 0
+                 str(out), "--quiet", "--dataflow", "WS"]) == 0
     text = capsys.readouterr().out
+    dense = json.loads((out / "energy-dense.json").read_text())
+    assert dense["dataflow"] == "weight-stationary"
+    assert json.loads((out / "demo.json").read_text())["dataflow"] == "weight-stationary"
+    assert json.loads((out / "demo.json").read_text())["magnitude"]["dataflow"] == \
+        "weight-stationary"
     for word in ("energy-aware", "magnitude", "dense reference", "magn./this"):
         assert word in text
     report = json.loads((out / "demo.json").read_text())
@@ -336,3 +341,93 @@ def test_permanent_bits_and_a_finished_resume(model_file: Path, data_dir: Path, 
                         "follows)\n"
     assert again.out == out
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == stamps
+
+
+def test_prune_dataflow_guides_and_measures_with_that_dataflow(
+        model_file: Path, data_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from nnjoules.data import load_data
+    from nnjoules.energy.estimate import estimate
+    from nnjoules.prune.modelio import load_model_file
+
+    run = tmp_path / "run"
+    hw = "eyeriss-isca2016-ws"
+    # --energy-batch 64 = the 64 density images: the estimate is that of those images
+    assert main(["prune", str(model_file), "--data-dir", str(data_dir), *SMALL, *PRUNE,
+                 "--rounds", "1", "--hardware", hw, "--dataflow", "WS",
+                 "--energy-batch", "64", "--out", str(run)]) == 0
+    assert "x less (weight-stationary dataflow)" in capsys.readouterr().out
+    splits = load_data("fashion-mnist", str(data_dir), train_limit=300, val_limit=200,
+                       test_limit=200, download=False)
+    images = splits.train.batch(torch.arange(64))[0]
+    _name, dense, _info = load_model_file(model_file)
+    _name, pruned, _info = load_model_file(run / "model.pt")
+    result = json.loads((run / "result.json").read_text())
+    ws = [estimate(m, images, hardware=hw, dataflow="weight-stationary").total()
+          for m in (dense, pruned)]
+    assert result["history"][0]["energy"] == pytest.approx(ws[0], rel=1e-9)
+    assert result["final"]["energy"] == pytest.approx(ws[1], rel=1e-9)
+    assert result["final"]["energy_reduction"] == pytest.approx(ws[0] / ws[1], rel=1e-9)
+    # (this preset's 16-bit RF fits no row-stationary mapping: a prune that ignored
+    # --dataflow would have failed on the first layer)
+    assert result["dataflow"] == result["config"]["dataflow"] == "weight-stationary"
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["options"]["dataflow"] == "weight-stationary"
+    assert manifest["identity"]["settings"]["dataflow"] == "weight-stationary"
+    assert json.loads((run / "energy-dense.json").read_text())["dataflow"] == \
+        "weight-stationary"
+
+
+def test_resume_refuses_another_dataflow(stopped_run: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prune", "--resume", str(stopped_run), "--dataflow", "weight-stationary"]) == 2
+    assert capsys.readouterr().err == (
+        f"nnjoules: error: --dataflow weight-stationary contradicts the run in {stopped_run} "
+        "(started with row-stationary); resume without it, or start a new run with --out\n")
+
+
+def test_a_run_folder_from_before_dataflow_resumes_as_row_stationary(
+        model_file: Path, data_dir: Path, tmp_path: Path) -> None:
+    from nnjoules.prune import checkpoint
+
+    run = tmp_path / "run"
+    assert main(["prune", str(model_file), "--data-dir", str(data_dir), *SMALL, *PRUNE,
+                 "--rounds", "2", "--method", "magnitude", "--out", str(run),
+                 "--stop-after", "1"]) == 0
+    # strip the field from every record, as a version before --dataflow wrote them
+    manifest = json.loads((run / "run.json").read_text())
+    del manifest["options"]["dataflow"], manifest["identity"]["settings"]["dataflow"]
+    (run / "run.json").write_text(json.dumps(manifest))
+    state = checkpoint.load_checkpoint(run)
+    del state["config"]["dataflow"], state["extra"]["run"]["settings"]["dataflow"]
+    del state["extra"]["options"]["dataflow"]
+    state.pop("format")
+    checkpoint.save_checkpoint(run, state)
+    assert main(["prune", "--resume", str(run), "--quiet"]) == 0
+    result = json.loads((run / "result.json").read_text())
+    assert result["dataflow"] == "row-stationary" and len(result["history"]) == 3
+    assert main(["prune", "--resume", str(run), "--dataflow", "os-a"]) == 2
+
+
+@pytest.mark.parametrize("unit, dense, final, line", [
+    # 1.2e10 pJ = 12 mJ dense; 5.83e9 pJ = 5.83 mJ pruned; 12 / 5.83 = 2.058...
+    ("pJ", 1.2e10, 5.83e9, "energy (batch 16) 5.83 mJ (dense 12 mJ): 2.06x less"),
+    ("pJ", 8.4e6, 4.2e5, "energy (batch 16) 420 nJ (dense 8.4 uJ): 20.00x less"),
+    ("normalized", 1.2e10, 5.83e9,
+     "energy (batch 16) 5,830,000,000 normalized (dense 12,000,000,000): 2.06x less"),
+])
+def test_prune_summary_energy_in_the_natural_unit(unit: str, dense: float, final: float,
+                                                  line: str) -> None:
+    from nnjoules.commands.prune import summary
+    from nnjoules.prune.result import PruneResult, StepRecord
+
+    def step(n: int, energy: float) -> StepRecord:
+        return StepRecord(round=n, accepted=True, accuracy=0.9, energy=energy,
+                          nonzero_weights=100, weights=100, nonskipped_macs=10.0, macs=10,
+                          rate=0.0, seconds=0.0)
+
+    result = PruneResult(model=None, method="magnitude", history=(step(0, dense),
+                                                                   step(1, final)),
+                         reference_accuracy=0.9, accuracy_floor=0.8, energy_target=None,
+                         stop_reason="round limit", energy_unit=unit)
+    assert line in summary(result, 16).splitlines()

@@ -293,3 +293,37 @@ def test_top_level_api() -> None:
     from nnjoules.prune.result import PruneResult
 
     assert nnjoules.PruneResult is PruneResult
+
+
+@pytest.mark.parametrize("granularity", ["weight", "channel"])
+def test_dataflow_option_measures_every_round_with_that_dataflow(
+        trained: nn.Module, granularity: str) -> None:
+    from dataclasses import replace
+
+    from nnjoules.energy.estimate import estimate
+
+    images = tiny_task(600).batch(torch.arange(8))[0]  # the 8 density images, batch 8
+    config = replace(FAST, rounds=1, energy_batch=8)
+    if granularity == "channel":  # channel pruning cuts no grouped convolution
+        torch.manual_seed(0)
+        trained = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                nn.Flatten(), nn.Linear(72, 3))
+    result = run(clone(trained), config=config, granularity=granularity, dataflow="WS",
+                 accuracy_drop=1.0)
+    assert result.extra["dataflow"] == result.extra["config"]["dataflow"] == "weight-stationary"
+    ws = estimate(trained, images, dataflow="weight-stationary")
+    rs = estimate(trained, images, dataflow="row-stationary")
+    assert result.dense.energy == pytest.approx(ws.total(), rel=1e-9)
+    assert [lay.energy for lay in result.dense.layers] == pytest.approx(
+        [item.total for item in ws.layers], rel=1e-9)
+    assert abs(rs.total() / ws.total() - 1) > 0.01  # what ordering and allocation read differs
+    assert result.final.energy == pytest.approx(
+        estimate(result.model, images, dataflow="weight-stationary").total(), rel=1e-9)
+
+
+def test_dataflow_names_are_checked_and_stored_canonical() -> None:
+    assert PruneConfig(dataflow="os_b").dataflow == "output-stationary-b"
+    assert PruneConfig.from_dict({"rounds": 2}).dataflow == "row-stationary"  # older configs
+    with pytest.raises(InputError, match="dataflow: unknown 'diagonal'"):
+        PruneConfig(dataflow="diagonal")

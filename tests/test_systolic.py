@@ -195,3 +195,54 @@ def test_scalesim_comparison_is_reproduced_and_every_difference_explained():
         ratio = mine["dram_ofmap_writes"] / theirs["dram_ofmap_writes"]
         folds = mine["mapping"]["row_folds"] if row["dataflow"] == "ws" else 1
         assert ratio == pytest.approx(1 / folds, rel=0.01) or ratio == pytest.approx(1, rel=0.01)
+
+
+def test_operands_wider_than_the_pe_registers_are_refused_in_one_line(capsys):
+    from nnjoules.cli import main
+    from nnjoules.errors import MappingError
+
+    # systolic-32x32: 1-byte weight and ifmap registers, a 4-byte accumulator per PE
+    for flow in ("systolic-ws", "systolic-os"):
+        assert main(["estimate", "lenet5", "--hardware", "systolic-32x32", "--dataflow", flow,
+                     "--bits", "16"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("nnjoules: error: hardware 'systolic-32x32' cannot run the "
+                              f"{flow} dataflow, not even on one 1x1 MAC of 16-bit values: "
+                              "register_file.weights.size_bytes and "
+                              "register_file.ifmaps.size_bytes are too small (")
+        assert "(--bits)" in err and err.count("\n") == 1
+    # 8-bit weights and ifmaps with 32-bit psums fit (the accumulator is 32 bits) ...
+    assert main(["estimate", "lenet5", "--hardware", "systolic-32x32", "--dataflow",
+                 "systolic-os", "--bits", "8,8,32", "--quiet"]) == 0
+    capsys.readouterr()
+    # ... 40-bit psums do not, through the API too
+    wide = replace(_layer(1, 2, 5, 6, 6, 3, 3, 1), precision=Precision(8, 8, 40))
+    with pytest.raises(MappingError, match=r"RF psum scratch pad: 40 bits > 32 bits; a "
+                                           r"systolic PE registers one weight"):
+        estimate_workload(Workload("w", (wide,)), load_hardware("systolic-32x32"),
+                          dataflow="systolic-ws")
+
+
+@pytest.mark.parametrize("flow", ["systolic-ws", "systolic-os"])
+def test_wider_operands_that_fit_are_costed_by_bits_and_take_more_sram(flow):
+    base = load_hardware("systolic-32x32")  # word_bits 8; registers widened to 16 bits
+    hw = replace(base, rf=replace(base.rf, weights_bytes=2, ifmaps_bytes=2))
+    narrow = _layer(1, 2, 5, 6, 6, 3, 3, 1)  # 8-bit; everything fits the 640 kB either way
+    wide = replace(narrow, precision=Precision(16, 16, 16))
+    rules = {"compression": Compression.NONE, "gating": Gating.NONE}
+    e8, e16 = (estimate_workload(Workload("t", (lay,)), hw, dataflow=flow, **rules).layers[0]
+               for lay in (narrow, wide))
+    # the same folds and reuse, half the ifmap values kept (capacities are in bits)
+    assert e16.mapping == replace(e8.mapping, ifmap_capacity=65536)
+    assert e8.mapping.ifmap_capacity == 131072 and e16.counts == e8.counts
+    lv8, lv16 = e8.by_level(), e16.by_level()
+    # MAC: 0.23 pJ per 8 x 8 MAC, times 16*16/8**2 = 4 (T*K*M = 16*18*5 MACs)
+    assert lv8["mac"] == pytest.approx(16 * 18 * 5 * 0.23)
+    assert lv16["mac"] == pytest.approx(4 * lv8["mac"])
+    for level in ("dram", "glb", "array", "rf"):  # accesses: bits / access_bits, linear
+        assert lv16[level] == pytest.approx(2 * lv8[level]), level
+    # SRAM capacities in bits: 256/256/128 kB halves (double buffer) hold half as many
+    # 16-bit values as 8-bit ones: 131072 -> 65536 ifmaps and weights, 65536 -> 32768 psums
+    split = BufferSplit()
+    assert split.usable_values(hw, narrow) == (131072, 131072, 65536)
+    assert split.usable_values(hw, wide) == (65536, 65536, 32768)

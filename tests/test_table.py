@@ -185,3 +185,59 @@ def test_energy_per_mac_stays_short_on_costly_hardware():
     assert f"{per_mac:.2f}" not in text
     table = compare([report, toy_report(hardware=base)]).to_table(width=200)
     assert f"{per_mac:.2f}" not in table
+
+
+JOULES = {"pJ": 1.0, "nJ": 1e3, "uJ": 1e6, "mJ": 1e9, "J": 1e12}  # in pJ
+
+
+@pytest.mark.parametrize("value, unit, text", [
+    (5.83e9, "pJ", "5.83 mJ"),  # 5.83e9 pJ = 5.83e-3 J
+    (5_834_567_890, "pJ", "5.835 mJ"),  # four significant digits
+    (24_544_000, "pJ", "24.54 uJ"),
+    (1500, "pJ", "1.5 nJ"),
+    (512.3, "pJ", "512.3 pJ"),
+    (2.5e12, "pJ", "2.5 J"),
+    (999_960_000, "pJ", "1 mJ"),  # 999.96 uJ rounds to 1000 uJ: said as 1 mJ
+    (5.8e9, "normalized", "5.8G normalized"),  # no absolute scale: SI suffix, as before
+])
+def test_energy_text_uses_the_natural_unit_of_a_pj_energy(value: float, unit: str,
+                                                           text: str) -> None:
+    from nnjoules.report.table import energy_text
+
+    assert energy_text(value, unit) == text
+
+
+def _joules(text: str) -> tuple[float, float]:
+    """``"5.83 mJ"`` -> (5.83, 5.83e9 pJ)."""
+    digits, unit = text.split()
+    return float(digits), float(digits) * JOULES[unit]
+
+
+def test_pj_report_totals_read_in_joules_and_columns_stay_in_pj() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(16 * 30 * 30, 10))
+    report = nnjoules.estimate(model.eval(), torch.randn(2, 3, 32, 32),
+                               hardware="eyeriss-65nm-pj")
+    total = report.total()
+    lines = report.to_table(200).splitlines()
+    energy = next(line for line in lines if line.startswith("total energy"))
+    match = re.fullmatch(r"total energy  (\S+ \S+) for the batch; per item (\S+ \S+) "
+                         r"\(([\d.]+) pJ per MAC; data movement [\d.]+%\)", energy)
+    assert match, energy
+    mantissa, pj = _joules(match.group(1))
+    assert 1 <= mantissa < 1000 and pj == pytest.approx(total, rel=5e-4)
+    items = report.items()
+    assert items == 2 and _joules(match.group(2))[1] == pytest.approx(total / items, rel=5e-4)
+    assert float(match.group(3)) == pytest.approx(total / report.macs(), abs=0.005)
+    level = next(line for line in lines if line.startswith("by level"))
+    dram = level.split("DRAM ")[1].split(",")[0]
+    assert _joules(dram)[1] == pytest.approx(report.by_level()["dram"], rel=5e-4)
+    operand = next(line for line in lines if line.startswith("by operand"))
+    weights = operand.split("weights ")[1].split(",")[0]
+    assert _joules(weights)[1] == pytest.approx(report.by_operand()["weights"], rel=5e-4)
+    # the per-layer energy column stays in the report's unit, pJ, with an SI suffix
+    first = next(line for line in lines if line.startswith(report.layers[0].name))
+    assert any(cell and number(cell) == pytest.approx(report.layers[0].total, rel=5e-4)
+               for cell in first.split() if re.fullmatch(r"[0-9.]+[kMGT]?", cell))
+    assert report.to_dict()["totals"]["energy"] == total  # JSON: pJ, unrounded

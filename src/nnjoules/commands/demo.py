@@ -61,6 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="bit-widths of the energy estimate: all operands (8) or "
                    "weights,ifmaps,ofmaps (8,8,16) [16]")
     p.add_argument("--hardware", default="eyeriss", help="energy model hardware [eyeriss]")
+    from nnjoules.commands.options import dataflow_name
+
+    p.add_argument("--dataflow", type=dataflow_name, default="row-stationary", metavar="NAME",
+                   help="dataflow of the energy model (see `nnjoules prune --help`) "
+                   "[row-stationary]")
     p.add_argument("--data-dir", default=None,
                    help="folder of the Fashion-MNIST IDX files "
                    "[the Debian package's /usr/share/datasets/fashion-mnist]")
@@ -98,20 +103,20 @@ def _run(args: argparse.Namespace) -> int:
     splits = fashion_mnist_splits(args.data_dir, train_limit=plan.train_limit,
                                   val_limit=plan.val_limit, download=args.download)
     base = PruneConfig(rounds=plan.rounds, seed=args.seed, accuracy_drop=args.accuracy_drop,
-                       bits=bits)
+                       bits=bits, dataflow=args.dataflow)
     if args.energy_batch is not None:
         base = replace(base, energy_batch=args.energy_batch)
     ft = TrainConfig(epochs=plan.finetune_epochs)
     dense = pretrained(DEFAULT_MODEL)
     threads = apply_threads(args.threads, model=dense, input_shape=splits.input_shape)
-    meter = EnergyMeter(_images(splits.train, base.density_images), hardware=args.hardware,
-                        batch=base.energy_batch, bits=base.precision, compression=base.compression)
+    meter = EnergyMeter.of(base, _images(splits.train, base.density_images), args.hardware)
     report = meter.report(dense)
     report = replace(report, workload=replace(report.workload, name=DEFAULT_MODEL))
     args.out.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"command": command_line(), "quick": args.quick,
                            "data": splits.describe(), "energy_batch": base.energy_batch,
-                           "hardware": str(args.hardware), "energy_unit": report.unit.value,
+                           "hardware": str(args.hardware), "dataflow": base.dataflow,
+                           "energy_unit": report.unit.value,
                            "checkpoint": pretrained_info(DEFAULT_MODEL),
                            "threads": threads.to_dict()}
     # on the demo's own splits, as the reference and the pruned models are

@@ -36,7 +36,9 @@ RUN_OPTIONS = ("model", "method", "accuracy_drop", "energy_target", "rounds", "r
                "hardware", "energy_batch", "bits", "samples", "positions", "error_share",
                "reference", "data", "data_dir", "train_limit", "val_limit", "test_limit",
                "seed", "min_density", "max_failures", "allocation", "probe_drop",
-               "granularity", "compression", "compression_levels", "gating")
+               "granularity", "compression", "compression_levels", "gating", "dataflow")
+# Options added later, with the value a run folder that lacks them was run with.
+LATER_OPTIONS = {"dataflow": "row-stationary"}
 
 
 class StopRequested(Exception):
@@ -124,6 +126,12 @@ def add_prune_options(p: argparse.ArgumentParser) -> None:
         help="budget from a dense model trained as long as pruning fine-tunes "
         "(matched) or from the model as given [matched]")
     add("--hardware", default="eyeriss", help="energy model hardware [eyeriss]")
+    from nnjoules.commands.options import dataflow_name
+    from nnjoules.energy.dataflows import known_dataflows
+
+    add("--dataflow", type=dataflow_name, default=c.dataflow, metavar="NAME",
+        help=f"dataflow of the energy model that guides the pruning and measures it: "
+        f"{known_dataflows()} [{c.dataflow}]")
     add("--energy-batch", type=int, default=c.energy_batch,
         help=f"batch size N of the energy estimate [{c.energy_batch}]")
     add("--bits", default=None,
@@ -156,7 +164,8 @@ def configs(opts: dict[str, Any]) -> tuple[Any, Any]:
                       max_failures=opts["max_failures"], energy_batch=opts["energy_batch"],
                       bits=opts["bits"], seed=opts["seed"], restore=restore,
                       granularity=opts["granularity"], compression=opts["compression"],
-                      gating=opts["gating"], compression_levels=opts["compression_levels"])
+                      gating=opts["gating"], compression_levels=opts["compression_levels"],
+                      dataflow=opts.get("dataflow", LATER_OPTIONS["dataflow"]))
     ft = TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"],
                      batch_size=opts["batch_size"])
     return cfg, ft
@@ -177,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
         args.model = "lenet5"
     if args.resume is not None:
         folder = args.resume
-        opts = dict(read_manifest(folder).get("options", {}))
+        opts = {**LATER_OPTIONS, **read_manifest(folder).get("options", {})}
         missing = [k for k in RUN_OPTIONS if k not in opts]
         if missing:
             raise InputError(f"{folder / 'run.json'} was written by another version of "
@@ -375,13 +384,11 @@ def _export_finished(folder: Path, opts: dict[str, Any], path: Path) -> None:
 
 
 def _meter(splits: Any, cfg: Any, opts: dict[str, Any]) -> Any:
-    """The energy meter the pruner uses (same density images, batch, bits)."""
+    """The energy meter the pruner uses (same density images, batch, bits, dataflow)."""
     from nnjoules.prune.energy import EnergyMeter
     from nnjoules.prune.loop import _images
 
-    return EnergyMeter(_images(splits.train, cfg.density_images), hardware=opts["hardware"],
-                       batch=cfg.energy_batch, bits=cfg.precision, compression=cfg.compression,
-                       gating=cfg.gating, compression_levels=cfg.compression_levels)
+    return EnergyMeter.of(cfg, _images(splits.train, cfg.density_images), opts["hardware"])
 
 
 def summary(result: Any, energy_batch: int | None = None) -> str:
@@ -395,6 +402,8 @@ def summary(result: Any, energy_batch: int | None = None) -> str:
         stopped += "; no round met the accuracy budget, the model is unpruned"
     dense_layers = {layer.name: layer.weights for layer in dense.layers}
     batch = f" (batch {energy_batch})" if energy_batch is not None else ""
+    flow = result.extra.get("dataflow", "row-stationary")
+    flow = "" if flow == "row-stationary" else f" ({flow} dataflow)"
     lines = [
         f"method            {result.method}  (stopped: {stopped})",
         f"reference         val {100 * result.reference_accuracy:.2f}%  "
@@ -405,8 +414,9 @@ def summary(result: Any, energy_batch: int | None = None) -> str:
         f"non-zero weights  {final.nonzero_weights:,} of {dense.weights:,} "
         f"({_percent(final.nonzero_weights, dense.weights)} of the dense model)",
         f"non-skipped MACs  {final.nonskipped_macs:,.0f} (dense {dense.nonskipped_macs:,.0f})",
-        f"energy{batch:<12}{final.energy:,.0f} {result.energy_unit} "
-        f"(dense {dense.energy:,.0f}): {result.energy_reduction():.2f}x less",
+        f"energy{batch:<12}{_energy(final.energy, result.energy_unit)} "
+        f"(dense {_energy(dense.energy, result.energy_unit, named=False)}): "
+        f"{result.energy_reduction():.2f}x less{flow}",
         *_latency_lines(result.extra.get("cpu_latency")),
         "per layer (non-zero weights of dense, energy):  " + ", ".join(
             f"{'='.join((layer.name, *layer.tied))} "
@@ -415,6 +425,16 @@ def summary(result: Any, energy_batch: int | None = None) -> str:
             for layer in final.layers),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _energy(value: float, unit: str, *, named: bool = True) -> str:
+    """A summary energy: in pJ its natural unit (``5.83 mJ``, `energy_text`), else
+    ``1,234 normalized`` (the unit left out when not ``named``)."""
+    if unit == "pJ":
+        from nnjoules.report.table import energy_text
+
+        return energy_text(value, unit)
+    return f"{value:,.0f} {unit}" if named else f"{value:,.0f}"
 
 
 def _latency_lines(record: dict[str, Any] | None) -> list[str]:

@@ -25,7 +25,7 @@ Phase = Callable[[str, str], None]  # (phase, one line saying what runs)
 
 def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "eyeriss",
           method: str = "energy-aware", granularity: str | None = None,
-          accuracy_drop: float = 0.01,
+          dataflow: str | None = None, accuracy_drop: float = 0.01,
           energy_target: float | None = None, config: PruneConfig | None = None,
           finetune: TrainConfig | None = None, reference: str = "matched",
           reference_accuracy: float | None = None, test_data: Any = None,
@@ -46,10 +46,13 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
         method: ``"energy-aware"`` or ``"magnitude"`` (overrides ``config.method``).
         granularity: ``"weight"``, ``"channel"`` or ``"both"`` (channels, then weights;
             `nnjoules.prune.both_loop`); None: ``config.granularity``.
+        dataflow: the dataflow of the energy model that orders and allocates the
+            pruning and measures its reductions (a name or ISCA 2016 abbreviation,
+            `nnjoules.energy.dataflows`); None: ``config.dataflow`` (row-stationary).
         accuracy_drop: allowed top-1 drop from the reference, a fraction (0.01 = 1 pt).
         energy_target: stop once energy <= this fraction of the dense energy.
         config: the other parameters (`PruneConfig`); ``method``, ``accuracy_drop``,
-            ``energy_target`` and a given ``granularity`` override it.
+            ``energy_target`` and a given ``granularity`` or ``dataflow`` override it.
         finetune: the fine-tuning between rounds (`TrainConfig`; default 0.5 epochs
             of SGD at lr 0.01 per round).
         reference: ``"matched"``: the budget counts from a copy of the dense model
@@ -92,7 +95,8 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
     base = config or PruneConfig()
     cfg = replace(base, method=method, accuracy_drop=accuracy_drop,
                   energy_target=energy_target,
-                  granularity=base.granularity if granularity is None else granularity)
+                  granularity=base.granularity if granularity is None else granularity,
+                  dataflow=base.dataflow if dataflow is None else dataflow)
     ft = finetune or TrainConfig()
     if reference not in ("matched", "given"):
         raise InputError(f"reference must be 'matched' or 'given', got {reference!r}")
@@ -151,6 +155,7 @@ def prune(model: nn.Module, train_data: Any, val_data: Any, *, hardware: Any = "
     result = pruner.result()
     extra = dict(result.extra)
     extra["reference"] = {k: v for k, v in info.items() if k != "state"}
+    extra["dataflow"] = cfg.dataflow  # also in extra["config"]; said at the top level
     extra["finetune"] = {"epochs_per_round": ft.epochs, "lr": ft.lr, "momentum": ft.momentum,
                          "weight_decay": ft.weight_decay, "batch_size": ft.batch_size,
                          "epochs_total": ft.epochs * (len(result.history) - 1)}

@@ -117,11 +117,7 @@ class ChannelPruner(RoundLoop):
         if not channel_groups(model, self.example.to(_device(model))):
             raise InputError("the model has no prunable channel: every convolution or "
                              "linear layer feeds the output directly")
-        self.meter = EnergyMeter(self.calibration[: self.config.density_images],
-                                 hardware=hardware, batch=self.config.energy_batch,
-                                 bits=self.config.precision, compression=self.config.compression,
-                                 gating=self.config.gating,
-                                 compression_levels=self.config.compression_levels)
+        self.meter = EnergyMeter.of(self.config, self.calibration, hardware)
         self.cuts: list[Cuts] = []  # per accepted round
         self.choices: list[dict[str, Any]] = []  # per round: the allocation kept and why
         self._round_cuts: Cuts = {}
@@ -322,7 +318,8 @@ def _coupled_energy(workload: Workload, group: ChannelGroup, channels: tuple[int
     part = estimate_workload(replace(shrunk, layers=layers), hw,
                              compression=Compression(meter.compression),
                              gating=Gating(meter.gating),
-                             compression_levels=CompressionLevels(meter.compression_levels))
+                             compression_levels=CompressionLevels(meter.compression_levels),
+                             dataflow=meter.dataflow)
     return part.total()
 
 

@@ -135,6 +135,9 @@ class PruneConfig:
         gating: which zeros skip a MAC in the energy estimate (`nnjoules.energy.cost.Gating`).
         compression_levels: which moves carry compressed data in the energy estimate
             (`nnjoules.energy.cost.CompressionLevels`).
+        dataflow: the dataflow of the energy estimate (a name or ISCA 2016
+            abbreviation, stored as its name; `nnjoules.energy.dataflows`): it orders
+            and allocates the pruning and measures the reductions reported.
         seed: every random choice derives from it (and the round and layer).
         restore: the restoration's parameters.
     """
@@ -163,6 +166,7 @@ class PruneConfig:
     compression: str = "significance-map"
     gating: str = "either"
     compression_levels: str = "dram"
+    dataflow: str = "row-stationary"
     seed: int = 0
     restore: RestoreConfig = field(default_factory=RestoreConfig)
 
@@ -218,6 +222,9 @@ class PruneConfig:
         parse_rule(Compression, self.compression, "compression")
         parse_rule(Gating, self.gating, "gating")
         parse_rule(CompressionLevels, self.compression_levels, "compression levels")
+        from nnjoules.energy.dataflows import canonical_name
+
+        object.__setattr__(self, "dataflow", canonical_name(self.dataflow))
 
     @property
     def precision(self) -> int | Precision | None:

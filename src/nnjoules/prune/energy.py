@@ -11,17 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
+from nnjoules.energy.dataflows import DEFAULT_DATAFLOW
 from nnjoules.energy.workload import Density, Workload
 from nnjoules.report.energy_report import EnergyReport
+
+if TYPE_CHECKING:
+    from nnjoules.prune.config import PruneConfig
 
 
 @dataclass(frozen=True)
 class EnergyMeter:
-    """How pruning measures energy: hardware, batch, bits, sparsity rules, density inputs."""
+    """How pruning measures energy: hardware, dataflow, batch, bits, sparsity rules,
+    density inputs."""
 
     density_inputs: Tensor
     hardware: Any = "eyeriss"  # preset name, YAML path or Hardware
@@ -30,6 +35,17 @@ class EnergyMeter:
     compression: str = "significance-map"
     gating: str = "either"
     compression_levels: str = "dram"
+    dataflow: str = DEFAULT_DATAFLOW  # a registered name (`nnjoules.energy.dataflows`)
+
+    @staticmethod
+    def of(config: PruneConfig, density_inputs: Tensor, hardware: Any) -> EnergyMeter:
+        """The meter of a pruning run: ``config``'s batch, bits, sparsity rules and
+        dataflow, on ``hardware``, with ``density_inputs[:config.density_images]``."""
+        return EnergyMeter(density_inputs[: config.density_images], hardware=hardware,
+                           batch=config.energy_batch, bits=config.precision,
+                           compression=config.compression, gating=config.gating,
+                           compression_levels=config.compression_levels,
+                           dataflow=config.dataflow)
 
     def report(self, model: nn.Module) -> EnergyReport:
         """The `EnergyReport` of ``model`` (run on the density inputs, costed at ``batch``)."""
@@ -37,7 +53,8 @@ class EnergyMeter:
 
         measured = estimate(model, self.density_inputs, hardware=self.hardware, bits=self.bits,
                             compression=self.compression, gating=self.gating,
-                            compression_levels=self.compression_levels)
+                            compression_levels=self.compression_levels,
+                            dataflow=self.dataflow)
         if measured.workload.layers[0].N == self.batch:
             return measured
         workload = Workload(name=measured.workload.name,
@@ -45,7 +62,9 @@ class EnergyMeter:
                                          for layer in measured.workload.layers),
                             unmodelled=measured.workload.unmodelled, items=self.batch)
         return estimate(workload, hardware=self.hardware, compression=self.compression,
-                        gating=self.gating, compression_levels=self.compression_levels)
+                        gating=self.gating, compression_levels=self.compression_levels,
+                        dataflow=self.dataflow)
+
     def floor_report(self, model: nn.Module, report: EnergyReport) -> EnergyReport:
         """``report`` re-costed with every weight density at zero: the energy that no
         weight pruning can remove (ifmaps, ofmaps, on-chip traffic)."""
@@ -55,7 +74,8 @@ class EnergyMeter:
                 for layer in report.workload.layers}
         workload = report.workload.with_densities(zero)
         return estimate(workload, hardware=self.hardware, compression=self.compression,
-                        gating=self.gating, compression_levels=self.compression_levels)
+                        gating=self.gating, compression_levels=self.compression_levels,
+                        dataflow=self.dataflow)
 
     def save_json(self, report: EnergyReport, path: Path) -> None:
         """Write ``report`` as JSON (atomic)."""

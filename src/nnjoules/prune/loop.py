@@ -93,11 +93,7 @@ class Pruner(RoundLoop):
         # the probe's images are not among those the restoration fits (unless too few)
         self.probe = pool[fit:] if len(pool) > fit else pool
         self.layer_rates = dict.fromkeys(self.names, self.config.rate)
-        self.meter = EnergyMeter(pool[: self.config.density_images], hardware=hardware,
-                                 batch=self.config.energy_batch, bits=self.config.precision,
-                                 compression=self.config.compression,
-                                 gating=self.config.gating,
-                                 compression_levels=self.config.compression_levels)
+        self.meter = EnergyMeter.of(self.config, pool, hardware)
 
     # -- what `RoundLoop` asks of a weight-pruning loop ---------------------------------
 

@@ -26,6 +26,9 @@ from nnjoules.io import write_text_atomic
 RUN_FILE = "run.json"
 FORMAT = "nnjoules-prune-run"
 PARTS = ("model", "data", "seed", "settings")
+# Settings added after run folders were first written, with the value an older folder
+# (which lacks them) was run with: such a folder still resumes.
+LATER_SETTINGS = {"dataflow": "row-stationary"}
 
 
 def model_digest(model: nn.Module) -> str:
@@ -85,6 +88,8 @@ def check_identity(path: Path, saved: Any, current: dict[str, Any]) -> None:
                          "(it records no run identity); use a new folder")
     for part in PARTS:
         was, now = saved.get(part), current[part]
+        if part == "settings" and isinstance(was, dict):
+            was = {**LATER_SETTINGS, **was}
         if was == now:
             continue
         if part == "settings" and isinstance(was, dict):

@@ -12,6 +12,7 @@ terminal; widths below `MIN_WIDTH` are taken as `MIN_WIDTH`.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import textwrap
 from collections.abc import Sequence
@@ -43,6 +44,30 @@ def si(value: float) -> str:
         if abs(value) >= factor:
             return f"{value / factor:.4g}{suffix}"
     return f"{value:.4g}"
+
+
+# pJ per joule-based unit, largest first (ASCII "uJ", as `seconds` writes "us")
+_JOULES = ((1e12, "J"), (1e9, "mJ"), (1e6, "uJ"), (1e3, "nJ"))
+
+
+def energy_text(value: float, unit: str) -> str:
+    """An energy for the lines under a table, with its unit: in pJ, the natural unit
+    (pJ, nJ, uJ, mJ or J, four significant digits); in normalised units, `si`.
+
+    Per-layer columns, CSV and JSON keep the report's unit (pJ); this is for totals.
+
+    >>> energy_text(5.83e9, "pJ"), energy_text(24_544_000, "pJ"), energy_text(512.3, "pJ")
+    ('5.83 mJ', '24.54 uJ', '512.3 pJ')
+    >>> energy_text(999_960_000, "pJ"), energy_text(5.8e9, "normalized")
+    ('1 mJ', '5.8G normalized')
+    """
+    if unit != "pJ":
+        return f"{si(value)} {unit}"
+    value = float(f"{value:.4g}")  # rounded first: 999.96 uJ reads 1 mJ, not 1000 uJ
+    for factor, suffix in _JOULES:
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {suffix}"
+    return f"{value:.4g} pJ"
 
 
 def table_width(width: int | None = None) -> int:
@@ -230,24 +255,29 @@ def dataflow_text(name: str) -> str:
 
 
 def footer(report: NetworkEstimate, width: int) -> list[str]:
-    """Network totals (energy, MACs, by level and operand), bits and assumptions."""
+    """Network totals (energy, MACs, by level and operand), bits and assumptions; in a
+    pJ report the energies in their natural unit (`energy_text`: 5.83 mJ)."""
     total, unit = report.total(), report.unit.value
     levels, operands = report.by_level(), report.by_operand()
     share = f"{100 * report.data_movement() / total:.1f}%" if total else "-"
-    by_level = ", ".join(f"{name} {si(levels[key])}" for name, key in (
+    part = functools.partial(_part, unit=unit)
+    by_level = ", ".join(f"{name} {part(levels[key])}" for name, key in (
         ("DRAM", "dram"), ("GLB", "glb"), ("array", "array"), ("RF", "rf"), ("MAC", "mac")))
     items = _items(report)
-    per_item = f"; per item {si(total / items)}" if items else ""
+    per_item = f"; per item {part(total / items)}" if items else ""
+    mac_unit = " pJ" if unit == "pJ" else ""  # the total no longer says pJ: this must
     lines = [
-        ("total energy", f"{si(total)} {unit} for the batch{per_item} "
-                         f"({per_mac(total, report.macs())} per MAC; data movement {share})"),
+        ("total energy", f"{energy_text(total, unit)} for the batch{per_item} "
+                         f"({per_mac(total, report.macs())}{mac_unit} per MAC; data movement "
+                         f"{share})"),
         ("batch", batch_text(report)),
         ("MACs", f"{si(report.macs())} in {len(report.layers)} layers, "
                  f"{si(report.nonskipped_macs())} not skipped"),
         ("by level", by_level),
-        ("by operand", f"weights {si(operands['weights'])}, ifmaps {si(operands['ifmaps'])}, "
-                       f"ofmaps incl. psums {si(operands['psums'])}, computation "
-                       f"{si(operands['computation'])}"),
+        ("by operand", f"weights {part(operands['weights'])}, ifmaps "
+                       f"{part(operands['ifmaps'])}, ofmaps incl. psums "
+                       f"{part(operands['psums'])}, computation "
+                       f"{part(operands['computation'])}"),
         ("weights", f"{si(report.weights())} ({si(report.nonzero_weights())} non-zero)"),
         ("bits", bits_text(report)),
         ("time", time_text(report)),
@@ -262,6 +292,12 @@ def footer(report: NetworkEstimate, width: int) -> list[str]:
             f"{op.op} x{op.count}" for op in report.workload.unmodelled)))
     lines.extend(("note", note) for note in report.workload.notes)
     return [line for label, text in lines for line in labelled(label, text, width)]
+
+
+def _part(value: float, unit: str) -> str:
+    """A share of the total in a footer line: `energy_text` in pJ, else bare `si` (the
+    total energy line names the normalised unit once)."""
+    return energy_text(value, unit) if unit == "pJ" else si(value)
 
 
 def _items(report: NetworkEstimate) -> int | None:

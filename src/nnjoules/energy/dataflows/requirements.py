@@ -2,8 +2,9 @@
 
 Each dataflow reads its own fields of `Hardware`: row-stationary needs a register file
 that holds a weight, an ifmap and a psum; weight-stationary a weight; OS-A, -B and -C
-their ifmaps and psums; no-local-reuse no register file at all; all but the systolic
-arrays (which re-fetch what their SRAMs cannot keep) a global buffer for their tiles;
+their ifmaps and psums; no-local-reuse no register file at all; a systolic array's PE
+registers one weight, one ifmap and one psum; all but the systolic arrays (which
+re-fetch what their SRAMs cannot keep) a global buffer for their tiles;
 every one, the PE array. A layer that does not fit is a `MappingError` naming the layer.
 But when not even the smallest layer fits (one 1x1 MAC at the run's bit-widths: every
 layer needs at least its storage), no layer will: the hardware is unsuitable for the

@@ -18,6 +18,14 @@ Layer cycles = ``G * row_folds * col_folds * per fold``; a WS layer cut into out
 (see `mapping`) pays a fold's fill and drain once per tile. SCALE-Sim prints one cycle
 less (the 0-based index of the last cycle). Zero operands save energy, not time.
 
+**Bit-widths.** Each PE registers one weight, one ifmap and one partial sum (its
+accumulator): those registers are the hardware's RF (``register_file``, per operand or
+unified) and must hold one value of each at the layer's bit-widths, else the layer does
+not map (a `MappingError`, as the other dataflows refuse an RF too small in bits), so
+``--bits 16`` on the 8-bit ``systolic-32x32`` is refused. Widths that fit are costed as
+everywhere (`nnjoules.energy.cost`): accesses by bits over ``access_bits``, the MAC by
+``w * a / word_bits**2``; the SRAM capacities are in bits (wider values, fewer kept).
+
 **Mapping.** ``search=True`` (the registered dataflows): under WS, the least-energy of
 SCALE-Sim's untiled schedule and the output tilings whose partial sums fit the ofmap SRAM
 (the largest such tile, and the same number of tiles made even), ties to fewer cycles;
@@ -39,8 +47,10 @@ from nnjoules.energy.dataflows.systolic.gemm import (
     ifmap_values_touched,
 )
 from nnjoules.energy.dataflows.systolic.mapping import Stationary, SystolicMapping, plan
+from nnjoules.energy.dataflows.tiling import rf_fits
 from nnjoules.energy.hardware.spec import Hardware
-from nnjoules.energy.workload import Layer, LayerKind  # noqa: F401  (doctest)
+from nnjoules.energy.workload import Layer, LayerKind, Precision  # noqa: F401  (doctest)
+from nnjoules.errors import MappingError
 
 
 def compute_cycles(layer: Layer, mapping: SystolicMapping) -> int:
@@ -93,7 +103,13 @@ class Systolic:
 
     def best_mapping(self, layer: Layer, hw: Hardware, compression: Compression,
                      gating: Gating, levels: CompressionLevels) -> SearchResult:
-        """The candidate mapping of least energy (ties: fewer cycles); any layer fits."""
+        """The candidate mapping of least energy (ties: fewer cycles).
+
+        Raises:
+            MappingError: the PE registers cannot hold one value of each operand at the
+                layer's bit-widths (`check_registers`); any other layer fits.
+        """
+        check_registers(layer, hw, self.name)
         best: tuple[float, int, SystolicMapping] | None = None
         candidates = self.tile_candidates(layer, hw)
         for t_tile in candidates:
@@ -120,6 +136,42 @@ class Systolic:
             raise TypeError(f"{self.name} needs a {self.stationary.value} SystolicMapping, "
                             f"got {mapping!r}")
         return mapping
+
+
+def check_registers(layer: Layer, hw: Hardware, dataflow: str) -> None:
+    """Refuse ``layer`` when a PE's registers (``hw.rf``) cannot hold one weight, one
+    ifmap and one psum at its bit-widths.
+
+    >>> from nnjoules.energy.hardware import load_hardware
+    >>> wide = Layer("fc", LayerKind.FC, N=1, M=1, C=1, H=1, W=1, R=1, S=1, E=1, F=1,
+    ...              precision=Precision(16, 8, 32))
+    >>> check_registers(wide, load_hardware("systolic-32x32"), "systolic-ws")
+    Traceback (most recent call last):
+    ...
+    nnjoules.errors.MappingError: layer 'fc' (fc, C=1 M=1 H=1 W=1 R=1 S=1 N=1) cannot be \
+mapped onto 'systolic-32x32' with the systolic-ws dataflow: RF weight scratch pad: 16 bits \
+> 8 bits; a systolic PE registers one weight, one ifmap and one psum, at most 8-bit \
+weights, 8-bit ifmaps and 32-bit psums here: use narrower bit-widths (--bits) or a wider \
+register_file
+
+    Raises:
+        MappingError: the layer, the hardware, the dataflow and which register is short.
+    """
+    short = rf_fits(hw, layer, weights=1, ifmaps=1, psums=1)
+    if not short:
+        return
+    rf = hw.rf
+    if rf.size_bytes is not None:
+        room = f"{8 * rf.size_bytes} bits for the three together"
+    else:
+        room = (f"{8 * (rf.weights_bytes or 0)}-bit weights, {8 * (rf.ifmaps_bytes or 0)}-bit "
+                f"ifmaps and {8 * (rf.psums_bytes or 0)}-bit psums")
+    raise MappingError(f"layer {layer.name!r} ({layer.kind.value}, C={layer.C} M={layer.M} "
+                       f"H={layer.H} W={layer.W} R={layer.R} S={layer.S} N={layer.N}) cannot "
+                       f"be mapped onto {hw.name!r} with the {dataflow} dataflow: "
+                       f"{'; '.join(short)}; a systolic PE registers one weight, one ifmap "
+                       f"and one psum, at most {room} here: use narrower bit-widths (--bits) "
+                       "or a wider register_file")
 
 
 SYSTOLIC_WS = Systolic(name="systolic-ws", stationary=Stationary.WEIGHTS)
