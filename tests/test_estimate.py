@@ -178,3 +178,27 @@ def test_energy_never_rises_when_a_density_falls(w, i, lower_w, lower_i):
             costs = [nnjoules.estimate(Workload("t", (CONV.with_density(d),)), gating=gating,
                                        compression=compression).total() for d in (high, low)]
             assert costs[1] <= costs[0] * (1 + 1e-12), (gating, compression)
+
+
+def test_estimate_workload_takes_rules_by_value_as_estimate_does():
+    from nnjoules.energy.cost import Compression, CompressionLevels, Gating
+    from nnjoules.energy.estimate import estimate_workload
+    from nnjoules.energy.hardware import eyeriss
+    from nnjoules.energy.workload import Density, Layer, LayerKind, Workload
+    from nnjoules.errors import InputError
+
+    layer = Layer("c", LayerKind.CONV, N=2, M=8, C=4, H=8, W=8, R=3, S=3, E=6, F=6,
+                  density=Density(weights=0.4, ifmaps=0.5, ofmaps=0.6))
+    workload = Workload("sparse", (layer,))
+    for compression in Compression:
+        for gating in Gating:
+            for levels in CompressionLevels:
+                by_value = estimate_workload(workload, eyeriss(), compression=compression.value,
+                                             gating=gating.value,
+                                             compression_levels=levels.value)
+                by_enum = estimate_workload(workload, eyeriss(), compression=compression,
+                                            gating=gating, compression_levels=levels)
+                assert by_value.total() == by_enum.total()
+                assert by_value.compression is compression and by_value.gating is gating
+    with pytest.raises(InputError, match="compression"):
+        estimate_workload(workload, eyeriss(), compression="zip")

@@ -104,9 +104,9 @@ def estimate(model: ModelLike, example_inputs: Any = None, *, hardware: str | Pa
 
 
 def estimate_workload(workload: Workload, hw: Hardware, *,
-                      compression: Compression = Compression.SIGNIFICANCE_MAP,
-                      gating: Gating = Gating.EITHER,
-                      compression_levels: CompressionLevels = CompressionLevels.DRAM,
+                      compression: Compression | str = Compression.SIGNIFICANCE_MAP,
+                      gating: Gating | str = Gating.EITHER,
+                      compression_levels: CompressionLevels | str = CompressionLevels.DRAM,
                       dataflow: str | Dataflow = DEFAULT_DATAFLOW,
                       progress: Callable[[Layer], None] | None = None) -> EnergyReport:
     """Map, count and cost every layer of ``workload`` on ``hw`` under ``dataflow``.
@@ -114,9 +114,11 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
     Args:
         workload: the layers, with their densities and bit-widths.
         hw: the accelerator; its unit (normalised or pJ) is every energy's unit.
-        compression: how zeros are compressed in moves (docs/model.md §5).
-        gating: which zero operands skip a MAC.
-        compression_levels: which moves carry compressed weights and ifmaps.
+        compression: how zeros are compressed in moves (docs/model.md §5), as the enum
+            or its value (``"none"``, ``"significance-map"``, ``"rlc"``).
+        gating: which zero operands skip a MAC (enum or value, as for `estimate`).
+        compression_levels: which moves carry compressed weights and ifmaps (enum or
+            value).
         dataflow: a registered name (see `nnjoules.energy.dataflows`) or a plug-in.
         progress: called with each layer as it is reached, before its search.
 
@@ -125,10 +127,13 @@ def estimate_workload(workload: Workload, hw: Hardware, *,
         seconds at ``hw.clock_mhz``.
 
     Raises:
-        InputError: an unknown dataflow name.
+        InputError: an unknown dataflow name or rule.
         MappingError: a layer fits no legal mapping on the hardware.
     """
     flow = get_dataflow(dataflow)
+    compression = parse_rule(Compression, compression, "compression")
+    gating = parse_rule(Gating, gating, "gating")
+    compression_levels = parse_rule(CompressionLevels, compression_levels, "compression levels")
     results = []
     # Repeated blocks (ViT's encoder layers, ResNet's bottlenecks) often repeat a layer
     # exactly; the search depends on nothing but these, so it runs once for each.
