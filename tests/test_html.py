@@ -171,3 +171,14 @@ def test_browser_screenshot_is_not_blank(html_file, tmp_path):
     colours = image.getcolors(maxcolors=1 << 20)
     assert colours is None or len(colours) > 50  # text, chart colours, table lines
     assert max(ImageStat.Stat(image.convert("L")).stddev) > 20
+
+
+def test_a_pj_report_gives_its_energy_card_in_joules():
+    from nnjoules.energy.hardware import load_hardware
+    from toy_reports import toy_report
+
+    report = toy_report(hardware=load_hardware("eyeriss-65nm-pj"))
+    total = report.total()  # pJ
+    assert 1e6 <= total < 1e9  # the toy network: micro-joules
+    expected = f"{float(f'{total:.4g}') / 1e6:.4g} uJ"
+    assert f">{expected}<" in report.to_html()

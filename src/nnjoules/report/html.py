@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from nnjoules.energy.cost import GATING_TEXT, LEVELS_TEXT
 from nnjoules.energy.hardware import OPERANDS, AccessCost, Hardware
 from nnjoules.errors import InputError
-from nnjoules.report.table import dataflow_text, mapping_header, per_mac, seconds, si
+from nnjoules.report.table import dataflow_text, energy_text, mapping_header, per_mac, seconds, si
 
 if TYPE_CHECKING:
     from nnjoules.energy.results import LayerEstimate, NetworkEstimate
@@ -199,7 +199,7 @@ def _cards(report: NetworkEstimate) -> str:
     moved = 100 * report.data_movement() / total if total else 0.0
     levels = report.by_level()
     dram = 100 * levels["dram"] / total if total else 0.0
-    cards = (("energy", f"{si(total)} {report.unit.value}"),
+    cards = (("energy", energy_text(total, report.unit.value)),
              ("energy per MAC", per_mac(total, report.macs())),
              ("data movement", f"{moved:.1f}%"), ("DRAM", f"{dram:.1f}%"),
              ("layers", str(len(report.layers))), ("MACs", si(report.macs())),

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from nnjoules.errors import InputError
-from nnjoules.report.table import per_mac, si
+from nnjoules.report.table import energy_text, per_mac, si
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -119,7 +119,7 @@ def _stacked_layers(report: NetworkEstimate, parts: Sequence[tuple[str, str, str
     ax.yaxis.set_major_formatter(SI_FORMATTER)
     ax.set_ylabel(report_energy_label(report))
     ax.set_title(f"{_where(report)}: energy per layer by {by}"
-                 f"\ntotal {si(report.total())} {report.unit.value}", pad=24)
+                 f"\ntotal {energy_text(report.total(), report.unit.value)}", pad=24)
     _legend_on_top(ax, len(parts))
     return fig
 
@@ -157,8 +157,8 @@ def plot_summary(report: NetworkEstimate) -> Figure:
         ax.set_ylabel(report_energy_label(report))
         ax.tick_params(axis="x", labelsize="small", labelrotation=20)
         ax.margins(y=0.12)
-    fig.suptitle(f"{_where(report)}: {si(total)} "
-                 f"{report.unit.value}, {per_mac(report.total(), report.macs())} per MAC, "
+    fig.suptitle(f"{_where(report)}: {energy_text(total, report.unit.value)}, "
+                 f"{per_mac(report.total(), report.macs())} per MAC, "
                  f"DRAM compression {report.compression.value}")
     return fig
 
