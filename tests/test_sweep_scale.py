@@ -247,8 +247,12 @@ def _interrupt(argv: list[str], kill: signal.Signals, rows: int, csv_path: Path,
                cwd: Path) -> str:
     """Run ``argv``, send ``kill`` once ``csv_path`` holds ``rows`` points; its stderr."""
     env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    # SIGINT as in a terminal: a shell without job control starts background commands
+    # with SIGINT ignored, and the child would inherit that (then Python never raises
+    # KeyboardInterrupt and the interrupt under test never happens)
     process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if csv_path.exists() and len(rows_of(csv_path.read_text())) >= rows:
